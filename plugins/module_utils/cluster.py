@@ -1,0 +1,314 @@
+# Copyright: kafka-metal contributors
+# Apache License 2.0
+"""Cluster-wide decisions: inventory validation, quorum, cluster id, node settings.
+
+Pure functions over plain data so they are unit-tested without hosts. The Ansible action
+plugin ``kafka_validate``, the filters and the command line all call these.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+
+from .properties import check_string_values
+
+METADATA_MODES = ("kraft", "zookeeper")
+VERSION_RE = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)$")
+CLUSTER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+SHA512_RE = re.compile(r"^[0-9a-fA-F]{128}$")
+# Kafka reserves the all-zero and the "one" UUID (Uuid.ZERO_UUID, Uuid.ONE_UUID).
+_RESERVED_IDS = {
+    base64.urlsafe_b64encode(bytes(16)).decode().rstrip("="),
+    base64.urlsafe_b64encode(bytes(15) + b"\x01").decode().rstrip("="),
+}
+# Directories that must never become Kafka data directories.
+_FORBIDDEN_DIRS = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/opt", "/proc", "/root",
+                   "/run", "/sbin", "/sys", "/tmp", "/usr", "/var", "/var/lib", "/var/log"}
+
+
+class ValidationError(ValueError):
+    """The inventory is wrong; the message says what and how to fix it."""
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+# ---------------------------------------------------------------------------
+# versions
+# ---------------------------------------------------------------------------
+
+def parse_version(value):
+    """Return (major, minor, patch) or raise ValidationError with a fix."""
+    if isinstance(value, float) or not isinstance(value, str):
+        raise ValidationError([
+            f"kafka_version {value!r} must be a quoted string like \"4.1.1\" "
+            "(an unquoted 4.1 is read by YAML as a number)"
+        ])
+    m = VERSION_RE.match(value.strip())
+    if not m:
+        raise ValidationError([
+            f"kafka_version {value!r} is malformed: use MAJOR.MINOR.PATCH, e.g. \"4.1.1\" or \"3.9.1\""
+        ])
+    return tuple(int(m.group(g)) for g in ("major", "minor", "patch"))
+
+
+def version_errors(value):
+    try:
+        major, minor, _ = parse_version(value)
+    except ValidationError as exc:
+        return exc.errors
+    if major < 3 or (major == 3 and minor < 9):
+        return [f"kafka_version {value} is not supported: kafka-metal supports 3.9.x and 4.x"]
+    return []
+
+
+# ---------------------------------------------------------------------------
+# cluster id
+# ---------------------------------------------------------------------------
+
+def generate_cluster_id():
+    """A new random Kafka Uuid in its base64 text form (as ``kafka-storage random-uuid``)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Kafka re-draws ids that start with '-' (they look like command-line options).
+        if not text.startswith("-") and text not in _RESERVED_IDS:
+            return text
+
+
+def cluster_id_errors(value):
+    if value in (None, ""):
+        return []
+    if not isinstance(value, str) or not CLUSTER_ID_RE.match(value) or value in _RESERVED_IDS:
+        return [
+            f"kafka_cluster_id {value!r} is not a Kafka cluster id: use 22 characters of base64url "
+            "(as printed by `kafka-storage.sh random-uuid`), or leave it empty to have one generated"
+        ]
+    return []
+
+
+def choose_cluster_id(configured, found):
+    """Decide the cluster id.
+
+    ``configured``: the inventory's ``kafka_cluster_id`` (may be empty).
+    ``found``: mapping host -> list of cluster ids read from that host's meta.properties files.
+
+    Returns ``(cluster_id, generated)``. Raises ValidationError when hosts disagree.
+    """
+    seen = {}
+    for host in sorted(found):
+        for cid in found[host] or []:
+            seen.setdefault(cid, []).append(host)
+    if configured:
+        errors = cluster_id_errors(configured)
+        others = {cid: hosts for cid, hosts in seen.items() if cid != configured}
+        for cid, hosts in sorted(others.items()):
+            errors.append(
+                f"host(s) {', '.join(sorted(set(hosts)))} already hold data of cluster {cid}, but "
+                f"kafka_cluster_id is {configured}: refusing to mix clusters. Set kafka_cluster_id: {cid} "
+                "if these hosts belong to that cluster, or remove the old data yourself"
+            )
+        if errors:
+            raise ValidationError(errors)
+        return configured, False
+    if len(seen) > 1:
+        detail = "; ".join(f"{cid} on {', '.join(sorted(set(h)))}" for cid, h in sorted(seen.items()))
+        raise ValidationError([
+            f"hosts of this cluster hold data of different clusters ({detail}): set kafka_cluster_id "
+            "to the one that is right, and clear the others' data directories by hand"
+        ])
+    if len(seen) == 1:
+        return next(iter(seen)), False
+    return generate_cluster_id(), True
+
+
+# ---------------------------------------------------------------------------
+# topology
+# ---------------------------------------------------------------------------
+
+def _node_id_errors(host, node_id):
+    if node_id is None or node_id == "":
+        return [f"host {host}: kafka_node_id is not set; give every Kafka node a unique integer id "
+                "in the inventory (host_vars or the host line)"]
+    if isinstance(node_id, bool) or not isinstance(node_id, (int, str)) or not str(node_id).isdigit():
+        return [f"host {host}: kafka_node_id {node_id!r} must be a non-negative integer"]
+    return []
+
+
+def topology_errors(controllers, brokers, mode="kraft", zookeepers=None):
+    """Cross-host checks.
+
+    ``controllers`` / ``brokers``: mapping host -> kafka_node_id (as in the inventory).
+    A host in both is a combined node (one process, both roles) and keeps one id.
+    """
+    errors = []
+    controllers = dict(controllers or {})
+    brokers = dict(brokers or {})
+    if mode not in METADATA_MODES:
+        return [f"kafka_metadata_mode {mode!r} is unknown: use one of {', '.join(METADATA_MODES)}"]
+    if mode == "kraft":
+        if not controllers:
+            errors.append(
+                "group kafka_controllers is empty: KRaft needs controllers; put 3 (or 1, 5) hosts in "
+                "kafka_controllers, or the same hosts in kafka_controllers and kafka_brokers for combined mode"
+            )
+        elif len(controllers) % 2 == 0:
+            errors.append(
+                f"kafka_controllers has {len(controllers)} hosts: a KRaft quorum needs an odd number "
+                f"(1, 3 or 5) so that a majority survives a failure; use {len(controllers) - 1} or "
+                f"{len(controllers) + 1}"
+            )
+    if not brokers:
+        errors.append("group kafka_brokers is empty: put at least one host in kafka_brokers")
+    ids = {}
+    for host, node_id in sorted({**controllers, **brokers}.items()):
+        problems = _node_id_errors(host, node_id)
+        errors.extend(problems)
+        if not problems:
+            ids.setdefault(int(node_id), []).append(host)
+    for node_id, hosts in sorted(ids.items()):
+        if len(hosts) > 1:
+            errors.append(
+                f"kafka_node_id {node_id} is used by {', '.join(hosts)}: node ids must be unique in the "
+                "cluster; give each host its own"
+            )
+    return errors
+
+
+def node_errors(host, node):
+    """Checks of one host's resolved settings. ``node`` keys (all optional):
+    version, metadata_mode, cluster_id, log_dirs, metadata_dir, archive_src, archive_url,
+    archive_checksum, properties (mapping name -> dict of Kafka settings).
+    """
+    errors = []
+    if "version" in node:
+        errors += version_errors(node["version"])
+    mode = node.get("metadata_mode", "kraft")
+    if mode not in METADATA_MODES:
+        errors.append(f"kafka_metadata_mode {mode!r} is unknown: use one of {', '.join(METADATA_MODES)}")
+    errors += cluster_id_errors(node.get("cluster_id"))
+    if "log_dirs" in node:
+        dirs = node["log_dirs"]
+        if isinstance(dirs, str):
+            dirs = [d for d in dirs.split(",")]
+        if not dirs:
+            errors.append("broker_log_dirs is empty: list at least one data directory, e.g. [/var/lib/kafka/data]")
+        for d in dirs or []:
+            errors += _dir_errors("broker_log_dirs", d)
+    if "metadata_dir" in node:
+        errors += _dir_errors("kafka_metadata_dir", node["metadata_dir"])
+    if not node.get("archive_src") and "archive_url" in node:
+        url = node.get("archive_url") or ""
+        if not url:
+            errors.append("neither kafka_archive_url nor kafka_archive_src is set: say where the Kafka archive is")
+        checksum = node.get("archive_checksum") or ""
+        if not checksum:
+            errors.append(
+                "kafka_archive_checksum is missing for a URL install: set it to the archive's SHA-512 "
+                "(128 hex digits, from the .sha512 file published beside the archive)"
+            )
+    checksum = node.get("archive_checksum") or ""
+    if checksum and not SHA512_RE.match(_strip_algo(checksum)):
+        errors.append(
+            "kafka_archive_checksum must be a SHA-512 digest: 128 hex digits, optionally prefixed with "
+            "'sha512:'"
+        )
+    for name, props in sorted((node.get("properties") or {}).items()):
+        errors += check_string_values(props, where=name)
+    return [f"host {host}: {e}" for e in errors]
+
+
+def _strip_algo(checksum):
+    checksum = str(checksum).strip()
+    if checksum.lower().startswith("sha512:"):
+        return checksum[7:]
+    return checksum
+
+
+def normalize_checksum(checksum):
+    return _strip_algo(checksum).lower()
+
+
+def _dir_errors(var, d):
+    if not isinstance(d, str) or not d.strip():
+        return [f"{var} has an empty entry: every data directory must be an absolute path"]
+    path = d.strip()
+    if not path.startswith("/"):
+        return [f"{var} entry {path!r} is not an absolute path"]
+    norm = "/" + "/".join(p for p in path.split("/") if p)
+    if norm in _FORBIDDEN_DIRS:
+        return [f"{var} entry {path!r} is a system directory: use a dedicated directory such as "
+                "/var/lib/kafka/data (or a mounted data disk)"]
+    return []
+
+
+def validate(host, node, controllers=None, brokers=None, mode="kraft"):
+    errors = node_errors(host, node)
+    if controllers is not None or brokers is not None:
+        errors += topology_errors(controllers, brokers, mode)
+    if errors:
+        raise ValidationError(errors)
+
+
+# ---------------------------------------------------------------------------
+# node settings
+# ---------------------------------------------------------------------------
+
+def quorum_voters(controllers, port):
+    """``controller.quorum.voters`` from a mapping host -> (node_id, address)."""
+    parts = []
+    for _host, (node_id, address) in sorted(controllers.items(), key=lambda kv: int(kv[1][0])):
+        parts.append(f"{int(node_id)}@{address}:{int(port)}")
+    return ",".join(parts)
+
+
+def node_roles(host, controllers, brokers):
+    roles = []
+    if host in brokers:
+        roles.append("broker")
+    if host in controllers:
+        roles.append("controller")
+    return roles
+
+
+def kraft_properties(*, roles, node_id, voters, advertised_host, ports, log_dirs, metadata_dir,
+                     broker_count, bind_address="0.0.0.0"):  # noqa: S104 (listen on every interface by default)
+    """The settings kafka-metal owns for a KRaft node (operators override any of them)."""
+    if not roles:
+        raise ValueError("a node needs at least one of the roles broker, controller")
+    props = {
+        "process.roles": ",".join(roles),
+        "node.id": str(int(node_id)),
+        "controller.quorum.voters": voters,
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "metadata.log.dir": metadata_dir,
+    }
+    listeners = []
+    if "broker" in roles:
+        listeners += [f"CLIENT://{bind_address}:{ports['client']}",
+                      f"INTERNAL://{bind_address}:{ports['internal']}"]
+        rf = str(min(3, max(1, broker_count)))
+        isr = str(min(2, max(1, broker_count - 1)) if broker_count > 1 else 1)
+        props.update({
+            "advertised.listeners": (f"CLIENT://{advertised_host}:{ports['client']},"
+                                     f"INTERNAL://{advertised_host}:{ports['internal']}"),
+            "inter.broker.listener.name": "INTERNAL",
+            "log.dirs": ",".join(log_dirs),
+            "default.replication.factor": rf,
+            "min.insync.replicas": isr,
+            "offsets.topic.replication.factor": rf,
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr,
+            "auto.create.topics.enable": "false",
+            "unclean.leader.election.enable": "false",
+            "num.partitions": "3",
+        })
+    else:
+        props["log.dirs"] = metadata_dir
+    if "controller" in roles:
+        listeners.append(f"CONTROLLER://{bind_address}:{ports['controller']}")
+    props["listeners"] = ",".join(listeners)
+    return props

@@ -1,0 +1,85 @@
+# Copyright: kafka-metal contributors
+# Apache License 2.0
+"""Decide what to do with a node's storage directories before Kafka may start.
+
+Kafka refuses to start on an unformatted directory; formatting writes ``meta.properties``
+(cluster id, node id). Formatting a directory that belongs to another cluster would throw
+its data away, so the plan here formats only directories that are empty (or missing), does
+nothing when every directory already carries this cluster's id and this node's id, and
+refuses loudly on any mismatch or on a non-empty directory without ``meta.properties``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .properties import parse
+
+META_FILE = "meta.properties"
+# Entries a freshly made filesystem may hold; they do not count as data.
+_IGNORABLE = {"lost+found"}
+
+
+class StorageError(RuntimeError):
+    """A directory is in a state kafka-metal will not touch."""
+
+
+def inspect_dir(path):
+    """Return a dict describing ``path``: exists, empty, meta (dict or None), entries."""
+    state = {"path": path, "exists": os.path.isdir(path), "empty": True, "meta": None, "entries": []}
+    if not state["exists"]:
+        if os.path.exists(path):
+            state["exists"] = True
+            state["empty"] = False
+            state["entries"] = ["(not a directory)"]
+        return state
+    entries = sorted(e for e in os.listdir(path) if e not in _IGNORABLE)
+    state["entries"] = entries
+    state["empty"] = not entries
+    meta_path = os.path.join(path, META_FILE)
+    if os.path.isfile(meta_path):
+        with open(meta_path, encoding="utf-8") as fh:
+            state["meta"] = parse(fh.read())
+    return state
+
+
+def plan(states, cluster_id, node_id):
+    """Return ``{"format": [dirs], "formatted": [dirs]}`` or raise StorageError.
+
+    ``states``: results of :func:`inspect_dir` for every log dir and the metadata dir.
+    """
+    to_format, formatted, errors = [], [], []
+    for st in states:
+        path, meta = st["path"], st["meta"]
+        if meta is not None:
+            found_cluster = meta.get("cluster.id")
+            found_node = meta.get("node.id", meta.get("broker.id"))
+            if found_cluster != cluster_id:
+                errors.append(
+                    f"{path} belongs to cluster {found_cluster}, not {cluster_id}: refusing to format it "
+                    f"(that would destroy its data). If this node is part of cluster {found_cluster}, set "
+                    f"kafka_cluster_id: {found_cluster}; if the data is stale, remove it yourself"
+                )
+            elif node_id is not None and found_node is not None and str(found_node) != str(node_id):
+                errors.append(
+                    f"{path} was formatted for node {found_node}, but this host's kafka_node_id is "
+                    f"{node_id}: node ids must not change under existing data; restore the old id"
+                )
+            else:
+                formatted.append(path)
+        elif not st["empty"]:
+            shown = ", ".join(st["entries"][:5])
+            errors.append(
+                f"{path} is not empty ({shown}) and has no {META_FILE}: refusing to format it; "
+                "point the inventory at an empty directory or move its contents away"
+            )
+        else:
+            to_format.append(path)
+    if errors:
+        raise StorageError("\n".join(errors))
+    return {"format": to_format, "formatted": formatted}
+
+
+def cluster_ids(states):
+    """Cluster ids found in the given directory states (for choosing the cluster id)."""
+    return sorted({st["meta"]["cluster.id"] for st in states if st["meta"] and st["meta"].get("cluster.id")})

@@ -1,0 +1,171 @@
+#!/usr/bin/python
+# Copyright: kafka-metal contributors
+# Apache License 2.0
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: kafka_storage
+short_description: Format a KRaft node's storage directories, safely
+version_added: 0.1.0
+description:
+  - Reads C(meta.properties) in every log directory and the metadata directory of a KRaft node.
+  - Formats only directories that are missing or empty, with C(kafka-storage.sh format --ignore-formatted).
+  - Does nothing when every directory already carries this cluster id and node id.
+  - Fails, changing nothing, when a directory belongs to another cluster or node, or is not empty
+    and has no C(meta.properties).
+options:
+  cluster_id:
+    description: The cluster id (22 characters of base64url).
+    type: str
+    required: true
+  node_id:
+    description: This node's C(node.id); checked against existing C(meta.properties).
+    type: int
+    required: true
+  dirs:
+    description: Every directory Kafka keeps data in on this node (C(log.dirs) and C(metadata.log.dir)).
+    type: list
+    elements: path
+    required: true
+  config:
+    description: The node's C(server.properties), passed to C(kafka-storage.sh format -c).
+    type: path
+    required: true
+  kafka_home:
+    description: The Kafka installation directory (holds C(bin/kafka-storage.sh)).
+    type: path
+    required: true
+  owner:
+    description: User that owns the directories after formatting.
+    type: str
+    default: kafka
+  group:
+    description: Group that owns the directories after formatting.
+    type: str
+    default: kafka
+  java_home:
+    description: C(JAVA_HOME) for the storage tool.
+    type: path
+  release_version:
+    description: Metadata version to format with (C(--release-version)); the tool's default when unset.
+    type: str
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+author:
+  - kafka-metal contributors
+"""
+
+EXAMPLES = r"""
+- name: Format storage for this node (only when empty)
+  metal.kafka.kafka_storage:
+    cluster_id: "{{ kafka_cluster_id_resolved }}"
+    node_id: "{{ kafka_node_id }}"
+    dirs: [/var/lib/kafka/data, /var/lib/kafka/metadata]
+    config: /etc/kafka/server.properties
+    kafka_home: /opt/kafka/current
+"""
+
+RETURN = r"""
+formatted:
+  description: Directories formatted by this run.
+  returned: always
+  type: list
+  elements: str
+already_formatted:
+  description: Directories that already carried this cluster's id.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import grp
+import os
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.metal.kafka.plugins.module_utils.storage import StorageError, inspect_dir, plan
+
+
+def build_module():
+    return AnsibleModule(
+        argument_spec=dict(
+            cluster_id=dict(type="str", required=True),
+            node_id=dict(type="int", required=True),
+            dirs=dict(type="list", elements="path", required=True),
+            config=dict(type="path", required=True),
+            kafka_home=dict(type="path", required=True),
+            owner=dict(type="str", default="kafka"),
+            group=dict(type="str", default="kafka"),
+            java_home=dict(type="path"),
+            release_version=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+
+
+def _chown_tree(path, uid, gid):
+    os.chown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, gid)
+
+
+def run(module):
+    p = module.params
+    dirs = list(dict.fromkeys(p["dirs"]))
+    states = [inspect_dir(d) for d in dirs]
+    try:
+        decision = plan(states, p["cluster_id"], p["node_id"])
+    except StorageError as exc:
+        module.fail_json(msg=f"storage check failed, nothing changed:\n{exc}")
+    result = dict(changed=bool(decision["format"]), formatted=decision["format"],
+                  already_formatted=decision["formatted"])
+    if decision["format"]:
+        result["diff"] = dict(
+            before="".join(f"{d}: unformatted\n" for d in decision["format"]),
+            after="".join(f"{d}: cluster.id={p['cluster_id']} node.id={p['node_id']}\n"
+                          for d in decision["format"]),
+        )
+    if not decision["format"] or module.check_mode:
+        module.exit_json(**result)
+    tool = os.path.join(p["kafka_home"], "bin", "kafka-storage.sh")
+    if not os.access(tool, os.X_OK):
+        module.fail_json(msg=f"{tool} is missing or not executable: install Kafka before formatting")
+    cmd = [tool, "format", "-t", p["cluster_id"], "-c", p["config"], "--ignore-formatted"]
+    if p["release_version"]:
+        cmd += ["--release-version", p["release_version"]]
+    env = {"LC_ALL": "C", "KAFKA_HEAP_OPTS": "-Xmx256m"}
+    if p["java_home"]:
+        env["JAVA_HOME"] = p["java_home"]
+    rc, out, err = module.run_command(cmd, environ_update=env)
+    if rc != 0:
+        module.fail_json(msg=f"kafka-storage format failed (rc={rc})", stdout=out, stderr=err, cmd=cmd)
+    uid = pwd.getpwnam(p["owner"]).pw_uid
+    gid = grp.getgrnam(p["group"]).gr_gid
+    for d in decision["format"]:
+        if not os.path.isdir(d):
+            module.fail_json(msg=f"{d} was not created by kafka-storage format; is it in the config file?")
+        _chown_tree(d, uid, gid)
+    # Prove the result: every directory now belongs to this cluster and node.
+    try:
+        after = plan([inspect_dir(d) for d in dirs], p["cluster_id"], p["node_id"])
+    except StorageError as exc:
+        module.fail_json(msg=f"after formatting, the storage check still fails:\n{exc}")
+    if after["format"]:
+        module.fail_json(msg=f"kafka-storage left directories unformatted: {', '.join(after['format'])}; "
+                             "each must appear in log.dirs or metadata.log.dir of the config")
+    result["stdout"] = out
+    module.exit_json(**result)
+
+
+def main():
+    run(build_module())
+
+
+if __name__ == "__main__":
+    main()

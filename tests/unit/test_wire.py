@@ -1,0 +1,78 @@
+import socket
+import struct
+import threading
+
+import pytest
+from ansible_collections.metal.kafka.plugins.module_utils import wire
+
+
+def _string(s):
+    if s is None:
+        return struct.pack(">h", -1)
+    return struct.pack(">h", len(s)) + s.encode()
+
+
+def metadata_v4_body(brokers, cluster_id="cid", controller=1):
+    out = struct.pack(">i", 0) + struct.pack(">i", len(brokers))
+    for node_id, host, port, rack in brokers:
+        out += struct.pack(">i", node_id) + _string(host) + struct.pack(">i", port) + _string(rack)
+    return out + _string(cluster_id) + struct.pack(">i", controller) + struct.pack(">i", 0)
+
+
+def test_parse_metadata():
+    md = wire.parse_metadata_v4(metadata_v4_body([(4, "10.0.0.4", 9092, None), (5, "h5", 9092, "r1")]))
+    assert [b["node_id"] for b in md["brokers"]] == [4, 5]
+    assert md["brokers"][1]["rack"] == "r1" and md["cluster_id"] == "cid" and md["controller_id"] == 1
+
+
+@pytest.fixture
+def fake_broker():
+    """A one-shot TCP server that checks the request header and answers like a broker."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    seen = {}
+
+    def serve(body):
+        conn, _ = srv.accept()
+        with conn:
+            size = struct.unpack(">i", conn.recv(4))[0]
+            req = b""
+            while len(req) < size:
+                req += conn.recv(size - len(req))
+            seen["api_key"], seen["api_version"], corr = struct.unpack_from(">hhi", req)
+            payload = struct.pack(">i", corr) + body
+            conn.sendall(struct.pack(">i", len(payload)) + payload)
+
+    def start(body):
+        t = threading.Thread(target=serve, args=(body,), daemon=True)
+        t.start()
+        return srv.getsockname()[1]
+
+    yield start, seen
+    srv.close()
+
+
+def test_metadata_roundtrip(fake_broker):
+    start, seen = fake_broker
+    port = start(metadata_v4_body([(1, "a", 9092, None)]))
+    md = wire.metadata("127.0.0.1", port)
+    assert seen == {"api_key": 3, "api_version": 4}
+    assert md["brokers"][0]["node_id"] == 1
+
+
+def test_api_versions_roundtrip(fake_broker):
+    start, seen = fake_broker
+    body = struct.pack(">h", 0) + struct.pack(">i", 1) + struct.pack(">hhh", 18, 0, 3)
+    port = start(body)
+    assert wire.api_versions("127.0.0.1", port) == {18: (0, 3)}
+    assert seen == {"api_key": 18, "api_version": 0}
+
+
+def test_connection_refused():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(OSError):
+        wire.api_versions("127.0.0.1", port, timeout=1)
