@@ -31,10 +31,19 @@ def cluster(inventory):
         "controllers": controllers,
         "brokers": brokers,
         "hosts": hosts,
-        "node_id": {h: int(hostvars[h]["kafka_node_id"]) for h in hosts},
+        "node_id": _templated(inventory, "kafka_node_id", hosts, int),
         "address": {h: hostvars[h]["ansible_host"] for h in hosts},
         "testinfra": {h: testinfra.get_host(f"ansible://{h}", ansible_inventory=inventory) for h in hosts},
     }
+
+
+def _templated(inventory, var, hosts, cast):
+    """The value of ``var`` per host as Ansible templates it (ansible-inventory shows it raw)."""
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    out = subprocess.run(["ansible", "-i", inventory, ",".join(hosts), "-m", "ansible.builtin.debug",
+                          "-a", f"var={var}"], check=True, capture_output=True, text=True, env=env).stdout
+    results = json.loads(out)["plays"][0]["tasks"][0]["hosts"]
+    return {h: cast(results[h][var]) for h in hosts}
 
 
 @pytest.fixture(scope="session")
