@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from kafka_metal import lab as lab_mod
 
 pytestmark = pytest.mark.lab
