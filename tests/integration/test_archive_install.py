@@ -82,7 +82,8 @@ def run_play(tmp_path, lab, access, **group_vars):
 def host_state(lab, access):
     cmd = ("id kafka >/dev/null 2>&1 && echo user; test -e /opt/kafka && echo opt; "
            "test -e /var/cache/kafka-metal && echo cache; test -e /etc/kafka && echo etc; true")
-    out = subprocess.run(lab.ssh_argv(access.name, ["sh", "-c", cmd], batch=True), capture_output=True,
+    # ssh hands its arguments to the remote shell as one line: pass the script as one argument
+    out = subprocess.run(lab.ssh_argv(access.name, [cmd], batch=True), capture_output=True,
                          text=True, timeout=60, check=True).stdout
     return set(out.split())
 
