@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 from ansible_collections.metal.kafka.plugins.module_utils.cluster import node_errors, topology_errors
+from ansible_collections.metal.kafka.plugins.module_utils.zookeeper import ensemble_errors
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("node", "topology", "metadata_mode", "controllers_group", "brokers_group"))
+    _VALID_ARGS = frozenset(("node", "topology", "metadata_mode", "controllers_group", "brokers_group",
+                             "zookeeper_group", "ensemble"))
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -28,11 +30,19 @@ class ActionModule(ActionBase):
             cgroup = args.get("controllers_group", "kafka_controllers")
             bgroup = args.get("brokers_group", "kafka_brokers")
 
-            def ids(group):
-                return {h: hostvars.get(h, {}).get("kafka_node_id") for h in groups.get(group, [])}
+            zgroup = args.get("zookeeper_group", "zookeeper")
+
+            def ids(group, var="kafka_node_id"):
+                return {h: hostvars.get(h, {}).get(var) for h in groups.get(group, [])}
 
             errors += [f"inventory: {e}" for e in topology_errors(
-                ids(cgroup), ids(bgroup), args.get("metadata_mode", "kraft"))]
+                ids(cgroup), ids(bgroup), args.get("metadata_mode", "kraft"), ids(zgroup, "zookeeper_id"))]
+        if args.get("ensemble", False):
+            groups = task_vars.get("groups", {})
+            hostvars = task_vars.get("hostvars", {})
+            zgroup = args.get("zookeeper_group", "zookeeper")
+            errors += [f"inventory: {e}" for e in ensemble_errors(
+                {h: hostvars.get(h, {}).get("zookeeper_id") for h in groups.get(zgroup, [])})]
         if errors:
             result.update(failed=True, errors=errors,
                           msg="The inventory is not valid; nothing was changed:\n- " + "\n- ".join(errors))

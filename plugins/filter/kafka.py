@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.metal.kafka.plugins.module_utils import cluster, properties
+from ansible_collections.metal.kafka.plugins.module_utils import cluster, properties, zookeeper
 
 
 def to_properties(value):
@@ -40,6 +40,46 @@ def kafka_choose_cluster_id(found, configured=""):
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def kafka_zookeeper_broker_properties(log_dirs, **kwargs):
+    try:
+        return cluster.zookeeper_broker_properties(log_dirs=list(log_dirs), **kwargs)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise AnsibleFilterError(f"cannot compute broker settings: {exc}") from exc
+
+
+def kafka_zookeeper_connect(hosts, hostvars, chroot=""):
+    """``zookeeper.connect`` for the ensemble hosts (their address and client port)."""
+    members, ports = {}, set()
+    for h in hosts:
+        hv = hostvars[h]
+        members[h] = hv.get("zookeeper_advertised_host") or hv.get("ansible_host") or h
+        ports.add(int(hv.get("zookeeper_client_port") or 2181))
+    if len(ports) > 1:
+        raise AnsibleFilterError("zookeeper_client_port differs between ensemble hosts; use one port")
+    return zookeeper.connect_string(members, ports.pop() if ports else 2181, chroot)
+
+
+def zookeeper_cfg(hosts, hostvars, **kwargs):
+    """zoo.cfg settings for the ensemble hosts (myid -> address from the inventory)."""
+    members = {}
+    for h in hosts:
+        hv = hostvars[h]
+        members[int(hv["zookeeper_id"])] = hv.get("zookeeper_advertised_host") or hv.get("ansible_host") or h
+    return zookeeper.zoo_cfg(members=members, **kwargs)
+
+
+def zookeeper_restart_order(changed, status, addresses):
+    """Hosts to restart, followers first and the leader last (``status`` from zookeeper_info)."""
+    by_address = {v: k for k, v in dict(addresses).items()}
+    leader = by_address.get(status.get("leader"))
+    return zookeeper.restart_order(list(changed), {"leader": leader})
+
+
+def host_addresses(hosts, hostvars, var="kafka_advertised_host"):
+    """Mapping host -> the address others use for it (``var``, else ansible_host, else the name)."""
+    return {h: hostvars[h].get(var) or hostvars[h].get("ansible_host") or h for h in hosts}
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -47,4 +87,9 @@ class FilterModule:
             "kafka_quorum_voters": kafka_quorum_voters,
             "kafka_kraft_properties": kafka_kraft_properties,
             "kafka_choose_cluster_id": kafka_choose_cluster_id,
+            "kafka_zookeeper_broker_properties": kafka_zookeeper_broker_properties,
+            "kafka_zookeeper_connect": kafka_zookeeper_connect,
+            "zookeeper_cfg": zookeeper_cfg,
+            "host_addresses": host_addresses,
+            "zookeeper_restart_order": zookeeper_restart_order,
         }

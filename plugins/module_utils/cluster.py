@@ -148,6 +148,8 @@ def topology_errors(controllers, brokers, mode="kraft", zookeepers=None):
     brokers = dict(brokers or {})
     if mode not in METADATA_MODES:
         return [f"kafka_metadata_mode {mode!r} is unknown: use one of {', '.join(METADATA_MODES)}"]
+    if mode == "zookeeper":
+        errors += _zookeeper_topology_errors(controllers, zookeepers)
     if mode == "kraft":
         if not controllers:
             errors.append(
@@ -177,6 +179,25 @@ def topology_errors(controllers, brokers, mode="kraft", zookeepers=None):
     return errors
 
 
+def _zookeeper_topology_errors(controllers, zookeepers):
+    from .zookeeper import ensemble_errors
+
+    errors = []
+    if controllers:
+        errors.append(
+            "kafka_controllers is not empty, but kafka_metadata_mode is zookeeper: in ZooKeeper mode the "
+            "controller is one of the brokers; empty the kafka_controllers group, or use kafka_metadata_mode: kraft"
+        )
+    if not zookeepers:
+        errors.append(
+            "kafka_metadata_mode is zookeeper but the zookeeper group is empty: brokers need an ensemble; put 3 "
+            "(or 5) hosts in the zookeeper group, each with its own zookeeper_id"
+        )
+    else:
+        errors += ensemble_errors(zookeepers)
+    return errors
+
+
 def node_errors(host, node):
     """Checks of one host's resolved settings. ``node`` keys (all optional):
     version, metadata_mode, cluster_id, log_dirs, metadata_dir, archive_src, archive_url,
@@ -188,6 +209,12 @@ def node_errors(host, node):
     mode = node.get("metadata_mode", "kraft")
     if mode not in METADATA_MODES:
         errors.append(f"kafka_metadata_mode {mode!r} is unknown: use one of {', '.join(METADATA_MODES)}")
+    if mode == "zookeeper" and "version" in node and not version_errors(node["version"]):
+        if parse_version(node["version"])[0] >= 4:
+            errors.append(
+                f"kafka_version {node['version']} has no ZooKeeper support (Kafka 4 runs only in KRaft mode): "
+                "stay on 3.9.x for ZooKeeper mode, or use kafka_metadata_mode: kraft (migrate first)"
+            )
     errors += cluster_id_errors(node.get("cluster_id"))
     if "log_dirs" in node:
         dirs = node["log_dirs"]
@@ -244,10 +271,10 @@ def _dir_errors(var, d):
     return []
 
 
-def validate(host, node, controllers=None, brokers=None, mode="kraft"):
+def validate(host, node, controllers=None, brokers=None, mode="kraft", zookeepers=None):
     errors = node_errors(host, node)
     if controllers is not None or brokers is not None:
-        errors += topology_errors(controllers, brokers, mode)
+        errors += topology_errors(controllers, brokers, mode, zookeepers)
     if errors:
         raise ValidationError(errors)
 
@@ -311,4 +338,23 @@ def kraft_properties(*, roles, node_id, voters, advertised_host, ports, log_dirs
     if "controller" in roles:
         listeners.append(f"CONTROLLER://{bind_address}:{ports['controller']}")
     props["listeners"] = ",".join(listeners)
+    return props
+
+
+def zookeeper_broker_properties(*, broker_id, zookeeper_connect, advertised_host, ports, log_dirs, broker_count,
+                                bind_address="0.0.0.0"):  # noqa: S104 (listen on every interface by default)
+    """The settings kafka-metal owns for a broker in ZooKeeper mode (Kafka 3.9.x)."""
+    props = kraft_properties(roles=["broker"], node_id=broker_id, voters="", advertised_host=advertised_host,
+                             ports=ports, log_dirs=log_dirs, metadata_dir="", broker_count=broker_count,
+                             bind_address=bind_address)
+    for key in ("process.roles", "node.id", "controller.quorum.voters", "controller.listener.names",
+                "metadata.log.dir"):
+        props.pop(key)
+    props.update({
+        "broker.id": str(int(broker_id)),
+        "zookeeper.connect": zookeeper_connect,
+        "zookeeper.connection.timeout.ms": "18000",
+        "zookeeper.session.timeout.ms": "18000",
+        "listener.security.protocol.map": "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT",
+    })
     return props

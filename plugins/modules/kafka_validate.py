@@ -31,6 +31,14 @@ options:
     description: The cluster's metadata mode, for the topology checks.
     type: str
     default: kraft
+  ensemble:
+    description: Check the ZooKeeper ensemble (odd size, unique zookeeper_id from 1 to 255).
+    type: bool
+    default: false
+  zookeeper_group:
+    description: Inventory group of the ZooKeeper ensemble.
+    type: str
+    default: zookeeper
   controllers_group:
     description: Inventory group of the KRaft controllers.
     type: str

@@ -17,16 +17,23 @@ REPO = Path(__file__).resolve().parents[2]
 CHECKSUM = "ab" * 64
 
 
-def inventory(controllers=3, brokers=3, ids=None, **group_vars):
-    ids = ids or {}
+def inventory(controllers=3, brokers=3, ids=None, zookeepers=0, zk_ids=None, **group_vars):
+    ids, zk_ids = ids or {}, zk_ids or {}
     hosts = {}
     c = {f"c{i}": {"kafka_node_id": ids.get(f"c{i}", i)} for i in range(1, controllers + 1)}
     b = {f"b{i}": {"kafka_node_id": ids.get(f"b{i}", 100 + i)} for i in range(1, brokers + 1)}
-    for name in list(c) + list(b):
+    z = {f"z{i}": {"zookeeper_id": zk_ids.get(f"z{i}", i)} for i in range(1, zookeepers + 1)}
+    for name in list(c) + list(b) + list(z):
         hosts[name] = {"ansible_host": "127.0.0.1", "ansible_port": 1}
     all_vars = {"kafka_archive_checksum": CHECKSUM, **group_vars}
     return {"all": {"vars": all_vars, "hosts": hosts,
-                    "children": {"kafka_controllers": {"hosts": c}, "kafka_brokers": {"hosts": b}}}}
+                    "children": {"kafka_controllers": {"hosts": c}, "kafka_brokers": {"hosts": b},
+                                 "zookeeper": {"hosts": z}}}}
+
+
+def zk_inventory(zookeepers=3, **kw):
+    kw.setdefault("kafka_version", "3.9.1")
+    return inventory(controllers=0, zookeepers=zookeepers, kafka_metadata_mode="zookeeper", **kw)
 
 
 def run_site(tmp_path, inv):
@@ -53,6 +60,14 @@ CASES = {
                      "broker_properties.auto.create.topics.enable is the YAML boolean True"),
     "checksum missing": (inventory(kafka_archive_checksum=""),
                          "kafka_archive_checksum is missing for a URL install"),
+    "zookeeper mode on kafka 4": (zk_inventory(kafka_version="4.1.1"),
+                                  "kafka_version 4.1.1 has no ZooKeeper support"),
+    "even ensemble": (zk_inventory(zookeepers=2), "the zookeeper group has 2 hosts: an ensemble needs an odd"),
+    "duplicate myid": (zk_inventory(zk_ids={"z3": 1}), "zookeeper_id 1 is used by z1, z3"),
+    "brokers without zookeeper": (zk_inventory(zookeepers=0), "the zookeeper group is empty: brokers need an"),
+    "controllers in zookeeper mode": (inventory(controllers=3, zookeepers=3, kafka_metadata_mode="zookeeper",
+                                                kafka_version="3.9.1"),
+                                      "in ZooKeeper mode the controller is one of the brokers"),
 }
 
 
@@ -74,8 +89,9 @@ def test_brokers_without_controllers_refused(tmp_path):
     assert rc != 0 and "group kafka_controllers is empty" in out and "UNREACHABLE" not in out
 
 
-def test_valid_inventory_gets_past_validation(tmp_path):
-    rc, out = run_site(tmp_path, inventory())
+@pytest.mark.parametrize("inv", [inventory(), zk_inventory()], ids=["kraft", "zookeeper"])
+def test_valid_inventory_gets_past_validation(tmp_path, inv):
+    rc, out = run_site(tmp_path, inv)
     assert rc != 0  # nobody listens on port 1
     assert "The inventory is not valid" not in out
     assert "UNREACHABLE" in out

@@ -10,6 +10,30 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 from ansible.vars.manager import VariableManager
 
+# kraft or zookeeper, set per scenario in molecule.yml (verifier env)
+MODE = os.environ.get("KAFKA_METAL_SCENARIO_MODE", "kraft")
+
+
+@pytest.fixture(scope="session")
+def roles_of(cluster):
+    """Roles of an inventory host: controller, broker, zookeeper."""
+    def roles(name):
+        return {r for r, group in (("controller", "controllers"), ("broker", "brokers"), ("zookeeper", "zookeepers"))
+                if name in cluster[group]}
+    return roles
+
+
+@pytest.fixture
+def kraft_only(cluster):
+    if cluster["mode"] != "kraft":
+        pytest.skip("KRaft check; this scenario runs ZooKeeper mode")
+
+
+@pytest.fixture
+def zookeeper_only(cluster):
+    if cluster["mode"] != "zookeeper":
+        pytest.skip("ZooKeeper-mode check; this scenario runs KRaft")
+
 
 @pytest.fixture(scope="session")
 def inventory(pytestconfig):
@@ -25,17 +49,22 @@ def cluster(inventory):
     groups = inv.get_groups_dict()
     controllers = sorted(groups.get("kafka_controllers", []))
     brokers = sorted(groups.get("kafka_brokers", []))
-    hosts = sorted(set(controllers) | set(brokers))
+    zookeepers = sorted(groups.get("zookeeper", []))
+    kafka_hosts = sorted(set(controllers) | set(brokers))
+    hosts = sorted(set(kafka_hosts) | set(zookeepers))
 
     def var(host, name):
         hv = variables.get_vars(host=inv.get_host(host))
         return Templar(loader=loader, variables=hv).template(hv[name])
 
     return {
+        "mode": MODE,
         "controllers": controllers,
         "brokers": brokers,
+        "zookeepers": zookeepers,
+        "kafka_hosts": kafka_hosts,
         "hosts": hosts,
-        "node_id": {h: int(var(h, "kafka_node_id")) for h in hosts},
+        "node_id": {h: int(var(h, "kafka_node_id")) for h in kafka_hosts},
         "address": {h: var(h, "ansible_host") for h in hosts},
         "testinfra": {h: testinfra.get_host(f"ansible://{h}", ansible_inventory=inventory) for h in hosts},
     }

@@ -1,58 +1,87 @@
 """A configuration change on a live cluster restarts one node at a time.
 
-Runs site.yml again with changed settings for brokers and controllers while a watcher polls
-every node over the Kafka protocol. Afterwards: every node was restarted (its process is new),
-at no moment was more than one broker or more than one controller down, and the cluster still
-takes and returns messages.
+Runs site.yml again with changed settings for brokers, controllers and ZooKeeper while a
+watcher polls every node over its own protocol. Afterwards: every node was restarted (its
+process is new), at no moment was more than one broker, controller or ZooKeeper process down,
+the ZooKeeper leader of before the change was restarted last of the ensemble, and the cluster
+still takes and returns messages.
 """
 
+import json
 import os
 import subprocess
 import threading
 import time
 
-from ansible_collections.metal.kafka.plugins.module_utils import wire
+from ansible_collections.metal.kafka.plugins.module_utils import wire, zookeeper
 from kafka_metal import smoke
 
 
+def _kafka_up(address, port):
+    try:
+        if port == 9092:
+            wire.metadata(address, port, timeout=1.0)
+        else:
+            wire.api_versions(address, port, timeout=1.0)
+        return True
+    except Exception:
+        return False
+
+
+def _zk_up(address):
+    # "up" is a running ZooKeeper process ("ruok" answers even while the ensemble elects a new
+    # leader, which a leader restart always causes for a moment; "serving" would count that).
+    try:
+        return zookeeper.four_letter_word(address, 2181, "ruok", timeout=1.0).strip() == "imok"
+    except (OSError, zookeeper.ZooKeeperError):
+        return False
+
+
 class Watcher(threading.Thread):
-    def __init__(self, brokers, controllers):
+    def __init__(self, brokers, controllers, zookeepers):
         super().__init__(daemon=True)
-        self.brokers, self.controllers = brokers, controllers
-        self.min_brokers, self.min_controllers = len(brokers), len(controllers)
+        self.groups = {"brokers": [(a, 9092) for a in brokers], "controllers": [(a, 9093) for a in controllers],
+                       "zookeepers": [(a, 2181) for a in zookeepers]}
+        self.minimum = {k: len(v) for k, v in self.groups.items()}
         self.samples = 0
         self.stop = threading.Event()
 
-    @staticmethod
-    def _up(probe, address, port):
-        try:
-            probe(address, port, timeout=1.0)
-            return True
-        except Exception:
-            return False
-
     def run(self):
         while not self.stop.is_set():
-            b = sum(self._up(wire.metadata, a, 9092) for a in self.brokers)
-            c = sum(self._up(wire.api_versions, a, 9093) for a in self.controllers)
-            self.min_brokers = min(self.min_brokers, b)
-            self.min_controllers = min(self.min_controllers, c)
+            for group, members in self.groups.items():
+                probe = (lambda a, p: _zk_up(a)) if group == "zookeepers" else _kafka_up
+                self.minimum[group] = min(self.minimum[group], sum(probe(a, p) for a, p in members))
             self.samples += 1
             time.sleep(0.2)
 
 
-def main_pids(cluster):
-    return {h: cluster["testinfra"][h].check_output("systemctl show -p MainPID --value kafka")
-            for h in cluster["hosts"]}
+def unit_state(cluster, host, unit):
+    out = cluster["testinfra"][host].check_output(
+        f"systemctl show -p MainPID -p ExecMainStartTimestampMonotonic {unit}")
+    fields = dict(line.split("=", 1) for line in out.splitlines())
+    return fields["MainPID"], int(fields["ExecMainStartTimestampMonotonic"])
+
+
+def snapshot(cluster):
+    state = {(h, "kafka"): unit_state(cluster, h, "kafka") for h in cluster["kafka_hosts"]}
+    state.update({(h, "zookeeper"): unit_state(cluster, h, "zookeeper") for h in cluster["zookeepers"]})
+    return state
 
 
 def test_config_change_restarts_one_node_at_a_time(cluster, inventory, bootstrap):
-    before = main_pids(cluster)
+    before = snapshot(cluster)
+    zk_leader = None
+    if cluster["zookeepers"]:
+        states = [zookeeper.member_state(cluster["address"][z], 2181) for z in cluster["zookeepers"]]
+        leader_address = zookeeper.ensemble_status(states)["leader"]
+        zk_leader = next(z for z in cluster["zookeepers"] if cluster["address"][z] == leader_address)
     watcher = Watcher([cluster["address"][b] for b in cluster["brokers"]],
-                      [cluster["address"][c] for c in cluster["controllers"]])
+                      [cluster["address"][c] for c in cluster["controllers"]],
+                      [cluster["address"][z] for z in cluster["zookeepers"]])
     watcher.start()
-    extra = ('{"broker_properties": {"log.retention.hours": "100"},'
-             ' "controller_properties": {"controller.quorum.fetch.timeout.ms": "2500"}}')
+    extra = json.dumps({"broker_properties": {"log.retention.hours": "100"},
+                        "controller_properties": {"controller.quorum.fetch.timeout.ms": "2500"},
+                        "zookeeper_properties": {"maxClientCnxns": "100"}})
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
     try:
         proc = subprocess.run(["ansible-playbook", "-i", inventory, f"{project}/site.yml", "-e", extra],
@@ -61,11 +90,14 @@ def test_config_change_restarts_one_node_at_a_time(cluster, inventory, bootstrap
         watcher.stop.set()
         watcher.join()
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    after = main_pids(cluster)
-    assert all(before[h] != after[h] for h in cluster["hosts"]), (before, after)
+    after = snapshot(cluster)
+    assert all(before[k][0] != after[k][0] for k in before), (before, after)
     assert watcher.samples > 20
-    assert watcher.min_brokers >= len(cluster["brokers"]) - 1, "more than one broker was down at once"
-    assert watcher.min_controllers >= len(cluster["controllers"]) - 1, "more than one controller was down at once"
+    for group, members in watcher.groups.items():
+        assert watcher.minimum[group] >= len(members) - 1, f"more than one of the {group} was down at once"
+    if zk_leader:
+        started = {z: after[(z, "zookeeper")][1] for z in cluster["zookeepers"]}
+        assert max(started, key=started.get) == zk_leader, f"leader {zk_leader} was not restarted last: {started}"
     for h in cluster["brokers"]:
         conf = cluster["testinfra"][h].file("/etc/kafka/server.properties").content_string
         assert "log.retention.hours=100" in conf

@@ -1,0 +1,45 @@
+"""ZooKeeper mode: one leader and two followers, brokers registered under the chroot, a controller."""
+
+import json
+import re
+
+import pytest
+from ansible_collections.metal.kafka.plugins.module_utils import wire, zookeeper
+
+pytestmark = pytest.mark.usefixtures("zookeeper_only")
+
+
+def zk_shell(cluster, command):
+    zk = cluster["testinfra"][cluster["zookeepers"][0]]
+    shell = "KAFKA_HEAP_OPTS=-Xmx128m /opt/kafka/current/bin/zookeeper-shell.sh localhost:2181"
+    out = zk.check_output(f"{shell} {command}")
+    return out.strip().splitlines()[-1]
+
+
+def test_exactly_one_leader_and_two_followers(cluster):
+    states = [zookeeper.member_state(cluster["address"][z], 2181) for z in cluster["zookeepers"]]
+    status = zookeeper.ensemble_status(states)
+    assert len(status["leaders"]) == 1, states
+    assert len(status["followers"]) == len(cluster["zookeepers"]) - 1, states
+    assert status["healthy"] and status["quorum"]
+
+
+def test_brokers_registered_under_the_chroot(cluster):
+    ids = sorted(int(i) for i in re.findall(r"\d+", zk_shell(cluster, "ls /kafka/brokers/ids")))
+    assert ids == sorted(cluster["node_id"][b] for b in cluster["brokers"])
+
+
+def test_controller_is_a_broker_and_known_to_all(cluster):
+    controller = json.loads(zk_shell(cluster, "get /kafka/controller"))["brokerid"]
+    assert controller in [cluster["node_id"][b] for b in cluster["brokers"]]
+    for b in cluster["brokers"]:
+        assert wire.metadata(cluster["address"][b], 9092)["controller_id"] == controller
+
+
+def test_no_kraft_settings_on_brokers(cluster):
+    for b in cluster["brokers"]:
+        conf = cluster["testinfra"][b].file("/etc/kafka/server.properties").content_string
+        assert f"broker.id={cluster['node_id'][b]}" in conf
+        assert "zookeeper.connect=" in conf and conf.count("/kafka\n") == 1
+        for key in ("process.roles", "controller.quorum.voters", "node.id=", "controller.listener.names"):
+            assert key not in conf, key
