@@ -14,7 +14,7 @@ import yaml
 
 from . import REPO_ROOT, __version__, ensure_collection_path
 
-TOPOLOGIES = {"split": 6, "combined": 3}
+TOPOLOGIES = {"split": 6, "combined": 3, "zookeeper": 6}
 
 
 def _ansible_env():
@@ -51,18 +51,25 @@ def _topology_brokers(topology_file):
     return sorted((data.get("kafka_brokers") or {}).get("hosts") or {})
 
 
+def _topology_version(topology_file):
+    """The Kafka version a lab topology asks for (ZooKeeper mode pins 3.9.x), else the role default."""
+    data = yaml.safe_load(Path(topology_file).read_text())
+    return ((data.get("all") or {}).get("vars") or {}).get("kafka_version") or _default_kafka_version()
+
+
 def cmd_demo(args):
     """Lab hosts up, site.yml, bootstrap servers, produce/consume smoke check."""
     from . import dist, lab, smoke
 
     t0 = time.monotonic()
-    archive, sha = dist.build(args.kafka_version)
+    topology = REPO_ROOT / "inventories" / "lab" / f"{args.topology}.yml"
+    version = args.kafka_version or _topology_version(topology)
+    archive, sha = dist.build(version)
     print(f"kafka-metal: distribution {archive} (sha512 {sha[:16]}...)")
     the_lab = lab.Lab()
     accesses = the_lab.up(TOPOLOGIES[args.topology])
-    topology = REPO_ROOT / "inventories" / "lab" / f"{args.topology}.yml"
     rc = run_playbook(REPO_ROOT / "site.yml", [the_lab.inventory_file, topology],
-                      extra_vars={"kafka_version": args.kafka_version})
+                      extra_vars={"kafka_version": version})
     if rc != 0:
         print(f"kafka-metal: site.yml failed (exit {rc}); the lab is still up: `kafka-metal lab status`",
               file=sys.stderr)
@@ -103,9 +110,11 @@ def build_parser():
 
     demo = sub.add_parser("demo", help="lab hosts up, site.yml, then a produce/consume smoke check")
     demo.add_argument("--topology", choices=sorted(TOPOLOGIES), default="split",
-                      help="split: 3 controllers + 3 brokers (default); combined: 3 combined nodes")
-    demo.add_argument("--kafka-version", dest="kafka_version", default=_default_kafka_version(),
-                      help="Kafka version to build and install (default: %(default)s)")
+                      help="split: 3 controllers + 3 brokers (default); combined: 3 combined nodes; "
+                           "zookeeper: 3 ZooKeeper + 3 brokers on Kafka 3.9.x")
+    demo.add_argument("--kafka-version", dest="kafka_version", default=None,
+                      help=f"Kafka version to build and install (default: {_default_kafka_version()}, "
+                           "or what the topology asks for)")
     demo.add_argument("--messages", type=int, default=1000, help="messages in the smoke check")
     demo.set_defaults(func=cmd_demo)
 
