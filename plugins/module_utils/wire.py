@@ -103,3 +103,20 @@ def metadata(host, port, timeout=5.0):
     """Brokers alive (registered, unfenced), cluster id and controller id, as a broker sees them."""
     body = struct.pack(">i", 0) + b"\x00"  # no topics, allow_auto_topic_creation=false
     return parse_metadata_v4(_roundtrip(host, port, METADATA, 4, body, timeout))
+
+
+def active_controller(brokers, timeout=5.0):
+    """The controller id as the first answering broker reports it, with who answered.
+
+    ``brokers``: list of "host:port" of PLAINTEXT listeners. In ZooKeeper mode this is the broker
+    that acts as controller; in KRaft mode brokers report a controller-facing id as well.
+    Returns ``(controller_id, "host:port")`` or raises ProbeError when no broker answers.
+    """
+    errors = []
+    for spec in brokers:
+        host, _, port = spec.rpartition(":")
+        try:
+            return metadata(host, int(port), timeout)["controller_id"], spec
+        except (OSError, ProbeError, ValueError) as exc:
+            errors.append(f"{spec}: {exc}")
+    raise ProbeError("no broker answered: " + "; ".join(errors))

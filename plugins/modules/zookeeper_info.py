@@ -35,6 +35,13 @@ options:
     description: Seconds to wait for O(wait_for).
     type: int
     default: 180
+  brokers:
+    description:
+      - Brokers (C(host:port) of a PLAINTEXT listener) to ask which broker is the active controller;
+        in ZooKeeper mode the controller is one of the brokers.
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     support: full
@@ -70,12 +77,16 @@ members:
   returned: always
   type: list
   elements: dict
+controller_id:
+  description: Broker id of the active controller, when O(brokers) is given and one answered.
+  returned: when brokers are given
+  type: int
 """
 
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.metal.kafka.plugins.module_utils import zookeeper
+from ansible_collections.metal.kafka.plugins.module_utils import wire, zookeeper
 
 
 def snapshot(members, port):
@@ -90,6 +101,7 @@ def main():
             port=dict(type="int", default=2181),
             wait_for=dict(type="str", choices=["none", "quorum", "healthy"], default="none"),
             timeout=dict(type="int", default=180),
+            brokers=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -102,6 +114,11 @@ def main():
             module.fail_json(msg=str(exc))
         done = p["wait_for"] == "none" or status[p["wait_for"]]
         if done:
+            if p["brokers"]:
+                try:
+                    status["controller_id"], status["controller_reported_by"] = wire.active_controller(p["brokers"])
+                except wire.ProbeError as exc:
+                    module.fail_json(msg=f"cannot tell the active controller: {exc}", members=states, **status)
             module.exit_json(changed=False, members=states, waited=round(time.monotonic() - start, 1), **status)
         if time.monotonic() - start > p["timeout"]:
             module.fail_json(

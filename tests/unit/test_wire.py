@@ -76,3 +76,19 @@ def test_connection_refused():
     s.close()
     with pytest.raises(OSError):
         wire.api_versions("127.0.0.1", port, timeout=1)
+
+
+def test_active_controller_skips_brokers_that_do_not_answer(fake_broker):
+    start, _seen = fake_broker
+    port = start(metadata_v4_body([(4, "a", 9092, None)], controller=5))
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead_port = dead.getsockname()[1]
+    dead.close()
+    assert wire.active_controller([f"127.0.0.1:{dead_port}", f"127.0.0.1:{port}"], timeout=1) == \
+        (5, f"127.0.0.1:{port}")
+
+
+def test_active_controller_none_answer():
+    with pytest.raises(wire.ProbeError, match="no broker answered"):
+        wire.active_controller(["127.0.0.1:1"], timeout=1)

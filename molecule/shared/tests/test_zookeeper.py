@@ -43,3 +43,14 @@ def test_no_kraft_settings_on_brokers(cluster):
         assert "zookeeper.connect=" in conf and conf.count("/kafka\n") == 1
         for key in ("process.roles", "controller.quorum.voters", "node.id=", "controller.listener.names"):
             assert key not in conf, key
+
+
+def test_health_module_reports_leader_quorum_and_controller(cluster):
+    zk = cluster["testinfra"][cluster["zookeepers"][0]]
+    members = ",".join(cluster["address"][z] for z in cluster["zookeepers"])
+    brokers = ",".join(f"{cluster['address'][b]}:9092" for b in cluster["brokers"])
+    out = zk.ansible("metal.kafka.zookeeper_info", f"members={members} brokers={brokers} wait_for=healthy",
+                     check=False)
+    assert out["quorum"] and out["healthy"], out
+    assert out["leader"] in [cluster["address"][z] for z in cluster["zookeepers"]]
+    assert out["controller_id"] in [cluster["node_id"][b] for b in cluster["brokers"]]
