@@ -18,13 +18,8 @@ options:
     type: list
     elements: path
     required: true
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-author:
-  - kafka-metal contributors
+extends_documentation_fragment:
+  - metal.kafka.read_only
 """
 
 EXAMPLES = r"""

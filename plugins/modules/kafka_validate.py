@@ -47,13 +47,8 @@ options:
     description: Inventory group of the brokers.
     type: str
     default: kafka_brokers
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-author:
-  - kafka-metal contributors
+extends_documentation_fragment:
+  - metal.kafka.read_only
 """
 
 EXAMPLES = r"""

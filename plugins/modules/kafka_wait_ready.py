@@ -39,13 +39,8 @@ options:
     description: Seconds between probes.
     type: float
     default: 1.0
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-author:
-  - kafka-metal contributors
+extends_documentation_fragment:
+  - metal.kafka.read_only
 """
 
 EXAMPLES = r"""

@@ -42,13 +42,8 @@ options:
     type: list
     elements: str
     default: []
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-author:
-  - kafka-metal contributors
+extends_documentation_fragment:
+  - metal.kafka.read_only
 """
 
 EXAMPLES = r"""
