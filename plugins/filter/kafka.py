@@ -8,6 +8,12 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.metal.kafka.plugins.module_utils import cluster, properties, zookeeper
 
 
+def _address(hostvars, host, var):
+    """The address others use for ``host``: ``var`` if the inventory sets it, else ansible_host, else the name."""
+    hv = hostvars[host]
+    return hv.get(var) or hv.get("ansible_host") or host
+
+
 def to_properties(value):
     """Render a dict of strings as sorted ``key=value`` lines; refuse non-strings."""
     try:
@@ -18,10 +24,7 @@ def to_properties(value):
 
 def kafka_quorum_voters(hosts, hostvars, port):
     """``controller.quorum.voters`` for the given controller hosts."""
-    controllers = {}
-    for h in hosts:
-        hv = hostvars[h]
-        controllers[h] = (hv["kafka_node_id"], hv.get("kafka_advertised_host") or hv.get("ansible_host") or h)
+    controllers = {h: (hostvars[h]["kafka_node_id"], _address(hostvars, h, "kafka_advertised_host")) for h in hosts}
     return cluster.quorum_voters(controllers, port)
 
 
@@ -49,11 +52,8 @@ def kafka_zookeeper_broker_properties(log_dirs, **kwargs):
 
 def kafka_zookeeper_connect(hosts, hostvars, chroot=""):
     """``zookeeper.connect`` for the ensemble hosts (their address and client port)."""
-    members, ports = {}, set()
-    for h in hosts:
-        hv = hostvars[h]
-        members[h] = hv.get("zookeeper_advertised_host") or hv.get("ansible_host") or h
-        ports.add(int(hv.get("zookeeper_client_port") or 2181))
+    members = host_addresses(hosts, hostvars, "zookeeper_advertised_host")
+    ports = {int(hostvars[h].get("zookeeper_client_port") or 2181) for h in hosts}
     if len(ports) > 1:
         raise AnsibleFilterError("zookeeper_client_port differs between ensemble hosts; use one port")
     return zookeeper.connect_string(members, ports.pop() if ports else 2181, chroot)
@@ -61,10 +61,7 @@ def kafka_zookeeper_connect(hosts, hostvars, chroot=""):
 
 def zookeeper_cfg(hosts, hostvars, **kwargs):
     """zoo.cfg settings for the ensemble hosts (myid -> address from the inventory)."""
-    members = {}
-    for h in hosts:
-        hv = hostvars[h]
-        members[int(hv["zookeeper_id"])] = hv.get("zookeeper_advertised_host") or hv.get("ansible_host") or h
+    members = {int(hostvars[h]["zookeeper_id"]): _address(hostvars, h, "zookeeper_advertised_host") for h in hosts}
     return zookeeper.zoo_cfg(members=members, **kwargs)
 
 
@@ -77,7 +74,12 @@ def zookeeper_restart_order(changed, status, addresses):
 
 def host_addresses(hosts, hostvars, var="kafka_advertised_host"):
     """Mapping host -> the address others use for it (``var``, else ansible_host, else the name)."""
-    return {h: hostvars[h].get(var) or hostvars[h].get("ansible_host") or h for h in hosts}
+    return {h: _address(hostvars, h, var) for h in hosts}
+
+
+def kafka_checksum(value):
+    """An archive checksum as 128 lower-case hex digits (an optional ``sha512:`` prefix dropped)."""
+    return cluster.normalize_checksum(value)
 
 
 class FilterModule:
@@ -91,5 +93,6 @@ class FilterModule:
             "kafka_zookeeper_connect": kafka_zookeeper_connect,
             "zookeeper_cfg": zookeeper_cfg,
             "host_addresses": host_addresses,
+            "kafka_checksum": kafka_checksum,
             "zookeeper_restart_order": zookeeper_restart_order,
         }

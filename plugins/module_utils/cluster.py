@@ -271,14 +271,6 @@ def _dir_errors(var, d):
     return []
 
 
-def validate(host, node, controllers=None, brokers=None, mode="kraft", zookeepers=None):
-    errors = node_errors(host, node)
-    if controllers is not None or brokers is not None:
-        errors += topology_errors(controllers, brokers, mode, zookeepers)
-    if errors:
-        raise ValidationError(errors)
-
-
 # ---------------------------------------------------------------------------
 # node settings
 # ---------------------------------------------------------------------------

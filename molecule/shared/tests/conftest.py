@@ -10,9 +10,6 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 from ansible.vars.manager import VariableManager
 
-# kraft or zookeeper, set per scenario in molecule.yml (verifier env)
-MODE = os.environ.get("KAFKA_METAL_SCENARIO_MODE", "kraft")
-
 
 @pytest.fixture(scope="session")
 def roles_of(cluster):
@@ -53,12 +50,15 @@ def cluster(inventory):
     kafka_hosts = sorted(set(controllers) | set(brokers))
     hosts = sorted(set(kafka_hosts) | set(zookeepers))
 
-    def var(host, name):
+    def var(host, name, default=None):
         hv = variables.get_vars(host=inv.get_host(host))
+        if name not in hv and default is not None:
+            return default
         return Templar(loader=loader, variables=hv).template(hv[name])
 
     return {
-        "mode": MODE,
+        # the role default is kraft; ZooKeeper scenarios set it in their group_vars
+        "mode": var(hosts[0], "kafka_metadata_mode", "kraft"),
         "controllers": controllers,
         "brokers": brokers,
         "zookeepers": zookeepers,

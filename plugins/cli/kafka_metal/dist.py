@@ -727,80 +727,62 @@ syncLimit=5
 """
 
 # log4j 1.x syntax, read by reload4j (3.9.x).
-LOG4J_PROPERTIES = """# Logging of the broker, controller and ZooKeeper (reload4j, log4j 1.x syntax).
-# Written by kafka-metal.
-# Files go to ${kafka.logs.dir} (-Dkafka.logs.dir, set by kafka-run-class.sh from LOG_DIR).
-log4j.rootLogger=INFO, stdout, kafkaAppender
+# Rolling file appenders of the server log configuration: (appender, file, backups kept).
+_LOG4J_APPENDERS = (
+    ("kafkaAppender", "server.log", 10),
+    ("stateChangeAppender", "state-change.log", 5),
+    ("requestAppender", "kafka-request.log", 5),
+    ("cleanerAppender", "log-cleaner.log", 5),
+    ("controllerAppender", "controller.log", 5),
+    ("authorizerAppender", "kafka-authorizer.log", 5),
+)
+# Loggers that write to their own appender only: (logger, level, appender).
+_LOG4J_ROUTES = (
+    ("kafka.request.logger", "WARN", "requestAppender"),
+    ("kafka.network.RequestChannel$", "WARN", "requestAppender"),
+    ("kafka.controller", "INFO", "controllerAppender"),
+    ("org.apache.kafka.controller", "INFO", "controllerAppender"),
+    ("kafka.log.LogCleaner", "INFO", "cleanerAppender"),
+    ("state.change.logger", "INFO", "stateChangeAppender"),
+    ("kafka.authorizer.logger", "INFO", "authorizerAppender"),
+)
 
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 
-log4j.appender.kafkaAppender=org.apache.log4j.RollingFileAppender
-log4j.appender.kafkaAppender.File=${kafka.logs.dir}/server.log
-log4j.appender.kafkaAppender.MaxFileSize=100MB
-log4j.appender.kafkaAppender.MaxBackupIndex=10
-log4j.appender.kafkaAppender.layout=org.apache.log4j.PatternLayout
-log4j.appender.kafkaAppender.layout.ConversionPattern=[%d] %p %m (%c)%n
+def _log4j_properties() -> str:
+    """log4j 1.x syntax, read by reload4j (3.9.x)."""
+    pattern = "[%d] %p %m (%c)%n"
+    out = [
+        "# Logging of the broker, controller and ZooKeeper (reload4j, log4j 1.x syntax).",
+        "# Written by kafka-metal.",
+        "# Files go to ${kafka.logs.dir} (-Dkafka.logs.dir, set by kafka-run-class.sh from LOG_DIR).",
+        "log4j.rootLogger=INFO, stdout, kafkaAppender",
+        "",
+        "log4j.appender.stdout=org.apache.log4j.ConsoleAppender",
+        "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout",
+        f"log4j.appender.stdout.layout.ConversionPattern={pattern}",
+        "",
+    ]
+    for name, file, backups in _LOG4J_APPENDERS:
+        out += [
+            f"log4j.appender.{name}=org.apache.log4j.RollingFileAppender",
+            f"log4j.appender.{name}.File=${{kafka.logs.dir}}/{file}",
+            f"log4j.appender.{name}.MaxFileSize=100MB",
+            f"log4j.appender.{name}.MaxBackupIndex={backups}",
+            f"log4j.appender.{name}.layout=org.apache.log4j.PatternLayout",
+            f"log4j.appender.{name}.layout.ConversionPattern={pattern}",
+            "",
+        ]
+    out += ["log4j.logger.org.apache.zookeeper=INFO", "log4j.logger.kafka=INFO", "log4j.logger.org.apache.kafka=INFO"]
+    previous = None
+    for logger, level, appender in _LOG4J_ROUTES:
+        if appender != previous:
+            out.append("")
+            previous = appender
+        out += [f"log4j.logger.{logger}={level}, {appender}", f"log4j.additivity.{logger}=false"]
+    return "\n".join(out) + "\n"
 
-log4j.appender.stateChangeAppender=org.apache.log4j.RollingFileAppender
-log4j.appender.stateChangeAppender.File=${kafka.logs.dir}/state-change.log
-log4j.appender.stateChangeAppender.MaxFileSize=100MB
-log4j.appender.stateChangeAppender.MaxBackupIndex=5
-log4j.appender.stateChangeAppender.layout=org.apache.log4j.PatternLayout
-log4j.appender.stateChangeAppender.layout.ConversionPattern=[%d] %p %m (%c)%n
 
-log4j.appender.requestAppender=org.apache.log4j.RollingFileAppender
-log4j.appender.requestAppender.File=${kafka.logs.dir}/kafka-request.log
-log4j.appender.requestAppender.MaxFileSize=100MB
-log4j.appender.requestAppender.MaxBackupIndex=5
-log4j.appender.requestAppender.layout=org.apache.log4j.PatternLayout
-log4j.appender.requestAppender.layout.ConversionPattern=[%d] %p %m (%c)%n
-
-log4j.appender.cleanerAppender=org.apache.log4j.RollingFileAppender
-log4j.appender.cleanerAppender.File=${kafka.logs.dir}/log-cleaner.log
-log4j.appender.cleanerAppender.MaxFileSize=100MB
-log4j.appender.cleanerAppender.MaxBackupIndex=5
-log4j.appender.cleanerAppender.layout=org.apache.log4j.PatternLayout
-log4j.appender.cleanerAppender.layout.ConversionPattern=[%d] %p %m (%c)%n
-
-log4j.appender.controllerAppender=org.apache.log4j.RollingFileAppender
-log4j.appender.controllerAppender.File=${kafka.logs.dir}/controller.log
-log4j.appender.controllerAppender.MaxFileSize=100MB
-log4j.appender.controllerAppender.MaxBackupIndex=5
-log4j.appender.controllerAppender.layout=org.apache.log4j.PatternLayout
-log4j.appender.controllerAppender.layout.ConversionPattern=[%d] %p %m (%c)%n
-
-log4j.appender.authorizerAppender=org.apache.log4j.RollingFileAppender
-log4j.appender.authorizerAppender.File=${kafka.logs.dir}/kafka-authorizer.log
-log4j.appender.authorizerAppender.MaxFileSize=100MB
-log4j.appender.authorizerAppender.MaxBackupIndex=5
-log4j.appender.authorizerAppender.layout=org.apache.log4j.PatternLayout
-log4j.appender.authorizerAppender.layout.ConversionPattern=[%d] %p %m (%c)%n
-
-log4j.logger.org.apache.zookeeper=INFO
-log4j.logger.kafka=INFO
-log4j.logger.org.apache.kafka=INFO
-
-log4j.logger.kafka.request.logger=WARN, requestAppender
-log4j.additivity.kafka.request.logger=false
-log4j.logger.kafka.network.RequestChannel$=WARN, requestAppender
-log4j.additivity.kafka.network.RequestChannel$=false
-
-log4j.logger.kafka.controller=INFO, controllerAppender
-log4j.additivity.kafka.controller=false
-log4j.logger.org.apache.kafka.controller=INFO, controllerAppender
-log4j.additivity.org.apache.kafka.controller=false
-
-log4j.logger.kafka.log.LogCleaner=INFO, cleanerAppender
-log4j.additivity.kafka.log.LogCleaner=false
-
-log4j.logger.state.change.logger=INFO, stateChangeAppender
-log4j.additivity.state.change.logger=false
-
-log4j.logger.kafka.authorizer.logger=INFO, authorizerAppender
-log4j.additivity.kafka.authorizer.logger=false
-"""
+LOG4J_PROPERTIES = _log4j_properties()
 
 TOOLS_LOG4J_PROPERTIES = """# Logging of the command-line tools (reload4j, log4j 1.x syntax):
 # warnings and errors to stderr.

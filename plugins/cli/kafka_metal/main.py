@@ -31,18 +31,12 @@ def _tool(name):
     return str(local) if local.exists() else (shutil.which(name) or name)
 
 
-def run_playbook(playbook, inventories, extra_vars=None, check=False, diff=False, verbosity=0):
+def run_playbook(playbook, inventories, extra_vars=None):
     argv = [_tool("ansible-playbook"), str(playbook)]
     for inv in inventories:
         argv += ["-i", str(inv)]
     for key, value in (extra_vars or {}).items():
         argv += ["-e", f"{key}={value}"]
-    if check:
-        argv.append("--check")
-    if diff:
-        argv.append("--diff")
-    if verbosity:
-        argv.append("-" + "v" * verbosity)
     return subprocess.run(argv, cwd=REPO_ROOT, env=_ansible_env()).returncode
 
 
