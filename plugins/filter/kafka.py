@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.metal.kafka.plugins.module_utils import cluster, properties, zookeeper
+from ansible_collections.metal.kafka.plugins.module_utils import cluster, properties, security, zookeeper
 
 
 def _address(hostvars, host, var):
@@ -82,10 +82,39 @@ def kafka_checksum(value):
     return cluster.normalize_checksum(value)
 
 
+def kafka_listener_protocols(default, overrides=None, mode="kraft"):
+    """Security protocol of each listener (client, internal, controller)."""
+    return security.listener_protocols(default, overrides or {}, mode)
+
+
+def kafka_node_security(roles, **kwargs):
+    """``{settings, credentials}`` of a node; ``settings`` name no secret (they reference the credentials file)."""
+    try:
+        settings, credentials = security.node_security(roles=list(roles), **kwargs)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise AnsibleFilterError(f"cannot compute security settings: {exc}") from None
+    return {"settings": settings, "credentials": credentials}
+
+
+def kafka_jaas(mechanism, username, password):
+    """A client JAAS line (sasl.jaas.config) with Kafka's quoting."""
+    return security.jaas(mechanism, username, password)
+
+
+def kafka_scram_bootstrap(mechanisms, user, password, iterations):
+    """SCRAM credentials to bootstrap for the admin user: one per SCRAM mechanism in use."""
+    return [{"mechanism": m, "name": user, "password": password, "iterations": int(iterations)}
+            for m in dict.fromkeys(mechanisms) if m in security.SCRAM_MECHANISMS]
+
+
 class FilterModule:
     def filters(self):
         return {
             "to_properties": to_properties,
+            "kafka_listener_protocols": kafka_listener_protocols,
+            "kafka_node_security": kafka_node_security,
+            "kafka_scram_bootstrap": kafka_scram_bootstrap,
+            "kafka_jaas": kafka_jaas,
             "kafka_quorum_voters": kafka_quorum_voters,
             "kafka_kraft_properties": kafka_kraft_properties,
             "kafka_choose_cluster_id": kafka_choose_cluster_id,

@@ -13,6 +13,7 @@ import re
 import uuid
 
 from .properties import check_string_values
+from .security import security_errors
 
 METADATA_MODES = ("kraft", "zookeeper")
 VERSION_RE = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)$")
@@ -244,6 +245,8 @@ def node_errors(host, node):
         )
     for name, props in sorted((node.get("properties") or {}).items()):
         errors += check_string_values(props, where=name)
+    if node.get("security"):
+        errors += security_errors(mode=mode, **node["security"])
     return [f"host {host}: {e}" for e in errors]
 
 

@@ -4,16 +4,24 @@
 
 It speaks two requests that every supported version answers (3.9.x and 4.x):
 ApiVersions v0 (is the listener serving requests?) and Metadata v4 (which brokers are
-alive, i.e. registered and unfenced, and who the cluster is).
+alive, i.e. registered and unfenced, and who the cluster is), over plaintext or TLS, after
+SASL authentication (SCRAM-SHA-256/512 per RFC 5802, or PLAIN) where the listener asks for it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
 import socket
+import ssl
 import struct
 
 API_VERSIONS = 18
 METADATA = 3
+SASL_HANDSHAKE = 17
+SASL_AUTHENTICATE = 36
 
 
 class ProbeError(RuntimeError):
@@ -38,16 +46,129 @@ def _recv_exact(sock, n):
     return b"".join(chunks)
 
 
-def _roundtrip(host, port, api_key, api_version, body, timeout):
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(_request(api_key, api_version, 1, body))
-        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-        data = _recv_exact(sock, size)
+class Security:
+    """How to reach a listener: protocol, CA file and expected name (TLS), SASL credentials."""
+
+    def __init__(self, protocol="PLAINTEXT", ca_file=None, server_hostname=None, mechanism="SCRAM-SHA-512",
+                 username=None, password=None):
+        self.protocol = (protocol or "PLAINTEXT").upper()
+        if self.protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise ValueError(f"unknown security protocol {protocol!r}")
+        self.ca_file = ca_file
+        self.server_hostname = server_hostname
+        self.mechanism = mechanism
+        self.username = username
+        self.password = password
+
+    @property
+    def tls(self):
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self):
+        return self.protocol.startswith("SASL_")
+
+    def __repr__(self):  # never shows the password
+        return f"Security({self.protocol}, mechanism={self.mechanism}, user={self.username})"
+
+
+PLAINTEXT = Security()
+
+
+def _send(sock, api_key, api_version, correlation_id, body):
+    sock.sendall(_request(api_key, api_version, correlation_id, body))
+    (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+    data = _recv_exact(sock, size)
     (corr,) = struct.unpack_from(">i", data, 0)
-    if corr != 1:
+    if corr != correlation_id:
         raise ProbeError(f"unexpected correlation id {corr}")
     return data[4:]
+
+
+def _bytes(value):
+    return struct.pack(">i", len(value)) + value
+
+
+def _string(value):
+    raw = value.encode()
+    return struct.pack(">h", len(raw)) + raw
+
+
+def _sasl_handshake(sock, mechanism):
+    r = _Reader(_send(sock, SASL_HANDSHAKE, 1, 2, _string(mechanism)))
+    error = r.int16()
+    offered = [r.string() for _ in range(r.int32())]
+    if error:
+        raise ProbeError(f"the listener does not offer SASL mechanism {mechanism} (it offers {', '.join(offered)})")
+
+
+def _sasl_authenticate(sock, correlation_id, payload):
+    r = _Reader(_send(sock, SASL_AUTHENTICATE, 0, correlation_id, _bytes(payload)))
+    error = r.int16()
+    message = r.string()
+    n = r.int32()
+    data = r.data[r.pos:r.pos + max(n, 0)]
+    if error:
+        raise AuthenticationError(f"SASL authentication failed (error {error}): {message or 'no detail'}")
+    return data
+
+
+class AuthenticationError(ProbeError):
+    pass
+
+
+def scram_client_first(username, nonce):
+    name = username.replace("=", "=3D").replace(",", "=2C")
+    return f"n={name},r={nonce}"
+
+
+def scram_client_final(mechanism, password, client_first_bare, server_first):
+    """Return (client_final_message, expected_server_signature) for RFC 5802 SCRAM."""
+    digest = {"SCRAM-SHA-512": "sha512", "SCRAM-SHA-256": "sha256"}[mechanism]
+    fields = dict(item.split("=", 1) for item in server_first.split(","))
+    nonce, salt, iterations = fields["r"], base64.b64decode(fields["s"]), int(fields["i"])
+    client_nonce = client_first_bare.split("r=", 1)[1]
+    if not nonce.startswith(client_nonce):
+        raise AuthenticationError("SCRAM server nonce does not extend the client nonce")
+    salted = hashlib.pbkdf2_hmac(digest, password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", digest).digest()
+    stored_key = hashlib.new(digest, client_key).digest()
+    without_proof = f"c=biws,r={nonce}"
+    auth_message = f"{client_first_bare},{server_first},{without_proof}".encode()
+    signature = hmac.new(stored_key, auth_message, digest).digest()
+    proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+    server_key = hmac.new(salted, b"Server Key", digest).digest()
+    server_signature = hmac.new(server_key, auth_message, digest).digest()
+    return f"{without_proof},p={base64.b64encode(proof).decode()}", server_signature
+
+
+def _authenticate(sock, security):
+    _sasl_handshake(sock, security.mechanism)
+    if security.mechanism == "PLAIN":
+        _sasl_authenticate(sock, 3, f"\0{security.username}\0{security.password}".encode())
+        return
+    bare = scram_client_first(security.username, base64.b64encode(os.urandom(24)).decode())
+    server_first = _sasl_authenticate(sock, 3, f"n,,{bare}".encode()).decode()
+    final, expected = scram_client_final(security.mechanism, security.password, bare, server_first)
+    server_final = _sasl_authenticate(sock, 4, final.encode()).decode()
+    if not server_final.startswith("v=") or base64.b64decode(server_final[2:]) != expected:
+        raise AuthenticationError("SCRAM server signature does not verify: not the expected server")
+
+
+def _roundtrip(host, port, api_key, api_version, body, timeout, security=PLAINTEXT):
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        raw.settimeout(timeout)
+        sock = raw
+        if security.tls:
+            context = ssl.create_default_context(cafile=security.ca_file)
+            sock = context.wrap_socket(raw, server_hostname=security.server_hostname or host)
+        try:
+            if security.sasl and api_key != API_VERSIONS:
+                _authenticate(sock, security)
+            return _send(sock, api_key, api_version, 1, body)
+        finally:
+            if sock is not raw:
+                sock.close()
 
 
 class _Reader:
@@ -74,9 +195,11 @@ class _Reader:
         return value
 
 
-def api_versions(host, port, timeout=5.0):
-    """Return {api_key: (min, max)}; raises OSError/ProbeError when not serving."""
-    r = _Reader(_roundtrip(host, port, API_VERSIONS, 0, b"", timeout))
+def api_versions(host, port, timeout=5.0, security=PLAINTEXT):
+    """Return {api_key: (min, max)}; raises OSError/ProbeError when not serving.
+
+    Kafka answers ApiVersions before authentication, so only TLS applies here."""
+    r = _Reader(_roundtrip(host, port, API_VERSIONS, 0, b"", timeout, security))
     error = r.int16()
     if error:
         raise ProbeError(f"ApiVersions error code {error}")
@@ -99,13 +222,13 @@ def parse_metadata_v4(data):
     return {"brokers": brokers, "cluster_id": cluster_id, "controller_id": controller_id}
 
 
-def metadata(host, port, timeout=5.0):
+def metadata(host, port, timeout=5.0, security=PLAINTEXT):
     """Brokers alive (registered, unfenced), cluster id and controller id, as a broker sees them."""
     body = struct.pack(">i", 0) + b"\x00"  # no topics, allow_auto_topic_creation=false
-    return parse_metadata_v4(_roundtrip(host, port, METADATA, 4, body, timeout))
+    return parse_metadata_v4(_roundtrip(host, port, METADATA, 4, body, timeout, security))
 
 
-def active_controller(brokers, timeout=5.0):
+def active_controller(brokers, timeout=5.0, security=PLAINTEXT):
     """The controller id as the first answering broker reports it, with who answered.
 
     ``brokers``: list of "host:port" of PLAINTEXT listeners. In ZooKeeper mode this is the broker
@@ -116,7 +239,7 @@ def active_controller(brokers, timeout=5.0):
     for spec in brokers:
         host, _, port = spec.rpartition(":")
         try:
-            return metadata(host, int(port), timeout)["controller_id"], spec
+            return metadata(host, int(port), timeout, security)["controller_id"], spec
         except (OSError, ProbeError, ValueError) as exc:
             errors.append(f"{spec}: {exc}")
     raise ProbeError("no broker answered: " + "; ".join(errors))

@@ -51,6 +51,33 @@ options:
   release_version:
     description: Metadata version to format with (C(--release-version)); the tool's default when unset.
     type: str
+  scram_credentials:
+    description:
+      - SCRAM credentials written into the new cluster's bootstrap metadata (KRaft), so SASL works from
+        the first start and no unauthenticated window is ever open. Only used when a directory is formatted.
+      - The tool receives a random salt and the salted password, never the password, through an argument
+        file readable only by root, so nothing secret appears in the process list.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      mechanism:
+        description: SCRAM mechanism.
+        type: str
+        choices: [SCRAM-SHA-512, SCRAM-SHA-256]
+        default: SCRAM-SHA-512
+      name:
+        description: User name.
+        type: str
+        required: true
+      password:
+        description: Password; never logged.
+        type: str
+        required: true
+      iterations:
+        description: PBKDF2 iterations (at least 4096).
+        type: int
+        default: 8192
 attributes:
   check_mode:
     support: full
@@ -86,8 +113,11 @@ already_formatted:
 import grp
 import os
 import pwd
+import shutil
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.metal.kafka.plugins.module_utils.security import storage_scram_argument
 from ansible_collections.metal.kafka.plugins.module_utils.storage import StorageError, inspect_dir, plan
 
 
@@ -103,6 +133,12 @@ def build_module():
             group=dict(type="str", default="kafka"),
             java_home=dict(type="path"),
             release_version=dict(type="str"),
+            scram_credentials=dict(type="list", elements="dict", no_log=True, default=[], options=dict(
+                mechanism=dict(type="str", default="SCRAM-SHA-512", choices=["SCRAM-SHA-512", "SCRAM-SHA-256"]),
+                name=dict(type="str", required=True),
+                password=dict(type="str", required=True, no_log=True),
+                iterations=dict(type="int", default=8192),
+            )),
         ),
         supports_check_mode=True,
     )
@@ -136,15 +172,32 @@ def run(module):
     tool = os.path.join(p["kafka_home"], "bin", "kafka-storage.sh")
     if not os.access(tool, os.X_OK):
         module.fail_json(msg=f"{tool} is missing or not executable: install Kafka before formatting")
-    cmd = [tool, "format", "-t", p["cluster_id"], "-c", p["config"], "--ignore-formatted"]
+    args = ["format", "-t", p["cluster_id"], "-c", p["config"], "--ignore-formatted"]
     if p["release_version"]:
-        cmd += ["--release-version", p["release_version"]]
+        args += ["--release-version", p["release_version"]]
+    try:
+        for cred in p["scram_credentials"]:
+            args += ["--add-scram", storage_scram_argument(cred["mechanism"], cred["name"], cred["password"],
+                                                           cred["iterations"], os.urandom(32))]
+    except ValueError as exc:
+        module.fail_json(msg=f"cannot bootstrap SCRAM credentials: {exc}")
     env = {"LC_ALL": "C", "KAFKA_HEAP_OPTS": "-Xmx256m"}
     if p["java_home"]:
         env["JAVA_HOME"] = p["java_home"]
-    rc, out, err = module.run_command(cmd, environ_update=env)
+    # The arguments go through an argument file (the tool's "@file": one argument per line) readable
+    # only by root, so no credential ever shows in the process list; the file is removed right after.
+    workdir = tempfile.mkdtemp(prefix="kafka-storage-")
+    try:
+        argfile = os.path.join(workdir, "args")
+        fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(f"{a}\n" for a in args))
+        rc, out, err = module.run_command([tool, "@" + argfile], environ_update=env)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     if rc != 0:
-        module.fail_json(msg=f"kafka-storage format failed (rc={rc})", stdout=out, stderr=err, cmd=cmd)
+        module.fail_json(msg=f"kafka-storage format failed (rc={rc})", stdout=out, stderr=err,
+                         cmd=[tool, "format", "-t", p["cluster_id"], "-c", p["config"]])
     uid = pwd.getpwnam(p["owner"]).pw_uid
     gid = grp.getgrnam(p["group"]).gr_gid
     for d in decision["format"]:

@@ -19,8 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "plugins" / "modules" / "kafka_storage.py"
 CID = "MkU3OEVBNTcwNTJENDM2Qk"
 
-FAKE_TOOL = """#!/bin/sh
-# usage: kafka-storage.sh format -t ID -c CONFIG --ignore-formatted
+FAKE_TOOL = """#!/bin/bash
+# usage: kafka-storage.sh @ARGFILE (one argument per line: format -t ID -c CONFIG --ignore-formatted ...)
+echo "argv: $*" >> "$(dirname "$0")/argv.log"
+stat -c '%a' "${1#@}" >> "$(dirname "$0")/argv.log"
+mapfile -t args < "${1#@}"
+set -- "${args[@]}"
 echo "$@" >> "$(dirname "$0")/calls.log"
 id=$3; config=$5
 node=$(sed -n 's/^node.id=//p' "$config")
@@ -42,12 +46,14 @@ def kafka_home(tmp_path):
     return home
 
 
-def run_module(tmp_path, kafka_home, dirs, check=False, cluster_id=CID, node_id=1):
+def run_module(tmp_path, kafka_home, dirs, check=False, cluster_id=CID, node_id=1, scram=None):
     config = tmp_path / "server.properties"
     config.write_text(f"node.id={node_id}\nlog.dirs={','.join(dirs[:-1]) or dirs[-1]}\nmetadata.log.dir={dirs[-1]}\n")
     args = {"cluster_id": cluster_id, "node_id": node_id, "dirs": dirs, "config": str(config),
             "kafka_home": str(kafka_home), "owner": getpass.getuser(),
             "group": grp.getgrgid(os.getgid()).gr_name, "_ansible_check_mode": check}
+    if scram:
+        args["scram_credentials"] = scram
     args_file = tmp_path / "args.json"
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
     env = dict(os.environ, PYTHONPATH=str(REPO / ".collections"))
@@ -95,3 +101,19 @@ def test_non_empty_dir_without_meta_refused(tmp_path, kafka_home):
     result = run_module(tmp_path, kafka_home, [str(data), str(tmp_path / "meta")])
     assert result["failed"] is True and "is not empty (00000000000000000000.log)" in result["msg"]
     assert calls(kafka_home) == []
+
+
+def test_scram_bootstrap_passes_salted_password_through_private_argfile(tmp_path, kafka_home):
+    dirs = [str(tmp_path / "data"), str(tmp_path / "meta")]
+    secret = "Very-Secret-Admin-Password-1"
+    result = run_module(tmp_path, kafka_home, dirs,
+                        scram=[{"name": "admin", "password": secret, "mechanism": "SCRAM-SHA-512"}])
+    assert result["changed"] is True, result
+    call = calls(kafka_home)[0]
+    assert "--add-scram SCRAM-SHA-512=[name=admin,salt=" in call and "saltedpassword=" in call
+    assert "iterations=8192]" in call
+    argv = (kafka_home / "bin" / "argv.log").read_text().splitlines()
+    assert argv[0].startswith("argv: @") and secret not in argv[0] and "SCRAM" not in argv[0]
+    assert argv[1] == "600", "the argument file must be readable by its owner only"
+    assert not os.path.exists(argv[0].split("@", 1)[1]), "the argument file must be removed"
+    assert secret not in json.dumps(result) and secret not in call

@@ -92,3 +92,28 @@ def test_active_controller_skips_brokers_that_do_not_answer(fake_broker):
 def test_active_controller_none_answer():
     with pytest.raises(wire.ProbeError, match="no broker answered"):
         wire.active_controller(["127.0.0.1:1"], timeout=1)
+
+
+def test_scram_sha256_matches_rfc7677_example():
+    bare = wire.scram_client_first("user", "rOprNGfwEbeRWgbNEkqO")
+    assert bare == "n=user,r=rOprNGfwEbeRWgbNEkqO"
+    server_first = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+    final, server_signature = wire.scram_client_final("SCRAM-SHA-256", "pencil", bare, server_first)
+    assert final == ("c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+                     "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+    import base64
+    assert base64.b64encode(server_signature).decode() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+
+
+def test_scram_refuses_a_server_nonce_that_does_not_extend_ours():
+    with pytest.raises(wire.AuthenticationError, match="nonce"):
+        wire.scram_client_final("SCRAM-SHA-512", "pw", "n=u,r=abc", "r=xyz123,s=AAAA,i=4096")
+
+
+def test_user_names_are_escaped_in_scram():
+    assert wire.scram_client_first("a=b,c", "n") == "n=a=3Db=2Cc,r=n"
+
+
+def test_security_repr_never_shows_the_password():
+    sec = wire.Security("SASL_SSL", "/ca", "host", "SCRAM-SHA-512", "admin", "topsecret")
+    assert "topsecret" not in repr(sec)

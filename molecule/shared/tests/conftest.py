@@ -7,6 +7,7 @@ import pytest
 import testinfra
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
+from ansible.parsing.vault import VaultSecret
 from ansible.template import Templar
 from ansible.vars.manager import VariableManager
 
@@ -41,6 +42,10 @@ def inventory(pytestconfig):
 def cluster(inventory):
     """Hosts by role, their node ids and addresses, as Ansible sees them (templated)."""
     loader = DataLoader()
+    vault_file = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
+    if vault_file:
+        with open(vault_file, "rb") as fh:
+            loader.set_vault_secrets([("default", VaultSecret(fh.read().strip()))])
     inv = InventoryManager(loader=loader, sources=[inventory])
     variables = VariableManager(loader=loader, inventory=inv)
     groups = inv.get_groups_dict()
@@ -56,9 +61,23 @@ def cluster(inventory):
             return default
         return Templar(loader=loader, variables=hv).template(hv[name])
 
+    first = kafka_hosts[0]
+    protocol = (var(first, "kafka_listener_protocols", {}) or {}).get(
+        "client", var(first, "kafka_security_protocol", "SASL_SSL"))
+    secure = protocol != "PLAINTEXT"
     return {
         # the role default is kraft; ZooKeeper scenarios set it in their group_vars
         "mode": var(hosts[0], "kafka_metadata_mode", "kraft"),
+        "security": {
+            "protocol": protocol,
+            "secure": secure,
+            "mechanism": var(first, "kafka_sasl_mechanism", "SCRAM-SHA-512") if secure else None,
+            "user": var(first, "kafka_admin_user", "admin") if secure else None,
+            "password": var(first, "kafka_admin_password", "") if secure else None,
+            "ca_file": os.path.join(os.path.expanduser(var(first, "kafka_tls_ca_dir", "~")), "ca.crt")
+            if secure else None,
+            "ca_dir": os.path.expanduser(var(first, "kafka_tls_ca_dir", "~")) if secure else None,
+        },
         "controllers": controllers,
         "brokers": brokers,
         "zookeepers": zookeepers,
@@ -68,6 +87,43 @@ def cluster(inventory):
         "address": {h: var(h, "ansible_host") for h in hosts},
         "testinfra": {h: testinfra.get_host(f"ansible://{h}", ansible_inventory=inventory) for h in hosts},
     }
+
+
+@pytest.fixture(scope="session")
+def client_conf(cluster):
+    """confluent-kafka settings that reach the client listener as the admin user."""
+    from ansible_collections.metal.kafka.plugins.module_utils import security
+
+    sec = cluster["security"]
+    return security.client_config(protocol=sec["protocol"], sasl_mechanism=sec["mechanism"], username=sec["user"],
+                                  password=sec["password"], ca_file=sec["ca_file"])
+
+
+@pytest.fixture(scope="session")
+def wire_security(cluster):
+    """wire.Security for a broker listener at ``address`` (its certificate carries the address)."""
+    from ansible_collections.metal.kafka.plugins.module_utils import wire
+
+    sec = cluster["security"]
+
+    def make(address):
+        if not sec["secure"]:
+            return wire.PLAINTEXT
+        return wire.Security(sec["protocol"], sec["ca_file"], address, sec["mechanism"], sec["user"],
+                             sec["password"])
+    return make
+
+
+@pytest.fixture
+def secure_only(cluster):
+    if not cluster["security"]["secure"]:
+        pytest.skip("security check; this scenario runs plaintext")
+
+
+@pytest.fixture(scope="session")
+def command_config(cluster):
+    """``--command-config`` argument for Kafka's tools on a cluster host (empty when plaintext)."""
+    return "--command-config /etc/kafka/admin.properties" if cluster["security"]["secure"] else ""
 
 
 @pytest.fixture(scope="session")

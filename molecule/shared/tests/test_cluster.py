@@ -51,12 +51,12 @@ def test_config_files_are_not_world_readable(host, cluster, roles_of):
         assert f.user == "root" and f.group == group and f.mode == 0o640, path
 
 
-def test_every_broker_registered(cluster, bootstrap):
-    assert smoke.broker_count(bootstrap) == len(cluster["brokers"])
+def test_every_broker_registered(cluster, bootstrap, client_conf):
+    assert smoke.broker_count(bootstrap, extra=client_conf) == len(cluster["brokers"])
 
 
-def test_produce_10000_acks_all_and_consume_every_one(cluster, bootstrap):
-    result = smoke.run(bootstrap, messages=10_000, partitions=6, replication_factor=3, min_isr=2)
+def test_produce_10000_acks_all_and_consume_every_one(cluster, bootstrap, client_conf):
+    result = smoke.run(bootstrap, messages=10_000, partitions=6, replication_factor=3, min_isr=2, extra=client_conf)
     assert result.replication_factor == 3
     assert result.produced == 10_000, result.problems
     assert result.consumed == 10_000, result.problems

@@ -18,11 +18,11 @@ def test_same_cluster_id_everywhere(cluster):
     assert re.match(r"^[A-Za-z0-9_-]{22}$", next(iter(ids.values())))
 
 
-def test_quorum_has_a_leader_and_all_voters(cluster, bootstrap):
+def test_quorum_has_a_leader_and_all_voters(cluster, bootstrap, command_config):
     broker = cluster["testinfra"][cluster["brokers"][0]]
     out = broker.check_output(
         "KAFKA_HEAP_OPTS=-Xmx128m /opt/kafka/current/bin/kafka-metadata-quorum.sh "
-        f"--bootstrap-server {bootstrap} describe --status"
+        f"--bootstrap-server {bootstrap} {command_config} describe --status"
     )
     fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.splitlines() if ":" in line)}
     expected = sorted(cluster["node_id"][c] for c in cluster["controllers"])

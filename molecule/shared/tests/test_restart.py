@@ -7,8 +7,10 @@ the ZooKeeper leader of before the change was restarted last of the ensemble, an
 still takes and returns messages.
 """
 
+import hashlib
 import json
 import os
+import ssl
 import subprocess
 import threading
 import time
@@ -17,12 +19,12 @@ from ansible_collections.metal.kafka.plugins.module_utils import wire, zookeeper
 from kafka_metal import smoke
 
 
-def _kafka_up(address, port):
+def _kafka_up(address, port, security):
     try:
         if port == 9092:
-            wire.metadata(address, port, timeout=1.0)
+            wire.metadata(address, port, timeout=1.0, security=security)
         else:
-            wire.api_versions(address, port, timeout=1.0)
+            wire.api_versions(address, port, timeout=1.0, security=security)
         return True
     except Exception:
         return False
@@ -38,8 +40,9 @@ def _zk_up(address):
 
 
 class Watcher(threading.Thread):
-    def __init__(self, brokers, controllers, zookeepers):
+    def __init__(self, brokers, controllers, zookeepers, security):
         super().__init__(daemon=True)
+        self.security = security
         self.groups = {"brokers": [(a, 9092) for a in brokers], "controllers": [(a, 9093) for a in controllers],
                        "zookeepers": [(a, 2181) for a in zookeepers]}
         self.minimum = {k: len(v) for k, v in self.groups.items()}
@@ -49,7 +52,8 @@ class Watcher(threading.Thread):
     def run(self):
         while not self.stop.is_set():
             for group, members in self.groups.items():
-                probe = (lambda a, p: _zk_up(a)) if group == "zookeepers" else _kafka_up
+                probe = (lambda a, p: _zk_up(a)) if group == "zookeepers" else (
+                    lambda a, p: _kafka_up(a, p, self.security(a)))
                 self.minimum[group] = min(self.minimum[group], sum(probe(a, p) for a, p in members))
             self.samples += 1
             time.sleep(0.2)
@@ -68,8 +72,22 @@ def snapshot(cluster):
     return state
 
 
-def test_config_change_restarts_one_node_at_a_time(cluster, inventory, bootstrap):
+def certificate_fingerprints(cluster):
+    """SHA-256 of the certificate each Kafka node presents (empty when plaintext)."""
+    if not cluster["security"]["secure"]:
+        return {}
+    out = {}
+    for h in cluster["kafka_hosts"]:
+        port = 9092 if h in cluster["brokers"] else 9093
+        pem = ssl.get_server_certificate((cluster["address"][h], port))
+        out[h] = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+    return out
+
+
+def test_config_change_restarts_one_node_at_a_time(cluster, inventory, bootstrap, client_conf, wire_security):
+    """Settings change everywhere; on a secured cluster every certificate is renewed in the same roll."""
     before = snapshot(cluster)
+    fingerprints = certificate_fingerprints(cluster)
     zk_leader = None
     if cluster["zookeepers"]:
         states = [zookeeper.member_state(cluster["address"][z], 2181) for z in cluster["zookeepers"]]
@@ -77,11 +95,14 @@ def test_config_change_restarts_one_node_at_a_time(cluster, inventory, bootstrap
         zk_leader = next(z for z in cluster["zookeepers"] if cluster["address"][z] == leader_address)
     watcher = Watcher([cluster["address"][b] for b in cluster["brokers"]],
                       [cluster["address"][c] for c in cluster["controllers"]],
-                      [cluster["address"][z] for z in cluster["zookeepers"]])
+                      [cluster["address"][z] for z in cluster["zookeepers"]], wire_security)
     watcher.start()
-    extra = json.dumps({"broker_properties": {"log.retention.hours": "100"},
-                        "controller_properties": {"controller.quorum.fetch.timeout.ms": "2500"},
-                        "zookeeper_properties": {"maxClientCnxns": "100"}})
+    extra = {"broker_properties": {"log.retention.hours": "100"},
+             "controller_properties": {"controller.quorum.fetch.timeout.ms": "2500"},
+             "zookeeper_properties": {"maxClientCnxns": "100"}}
+    if fingerprints:
+        extra["kafka_tls_renew_before_days"] = 100000  # every certificate is now "close to expiry"
+    extra = json.dumps(extra)
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
     try:
         proc = subprocess.run(["ansible-playbook", "-i", inventory, f"{project}/site.yml", "-e", extra],
@@ -101,5 +122,7 @@ def test_config_change_restarts_one_node_at_a_time(cluster, inventory, bootstrap
     for h in cluster["brokers"]:
         conf = cluster["testinfra"][h].file("/etc/kafka/server.properties").content_string
         assert "log.retention.hours=100" in conf
-    result = smoke.run(bootstrap, messages=2000)
+    renewed = certificate_fingerprints(cluster)
+    assert all(renewed[h] != fingerprints[h] for h in fingerprints), "certificates were not renewed"
+    result = smoke.run(bootstrap, messages=2000, extra=client_conf)
     assert result.ok, result.problems

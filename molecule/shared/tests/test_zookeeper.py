@@ -29,11 +29,12 @@ def test_brokers_registered_under_the_chroot(cluster):
     assert ids == sorted(cluster["node_id"][b] for b in cluster["brokers"])
 
 
-def test_controller_is_a_broker_and_known_to_all(cluster):
+def test_controller_is_a_broker_and_known_to_all(cluster, wire_security):
     controller = json.loads(zk_shell(cluster, "get /kafka/controller"))["brokerid"]
     assert controller in [cluster["node_id"][b] for b in cluster["brokers"]]
     for b in cluster["brokers"]:
-        assert wire.metadata(cluster["address"][b], 9092)["controller_id"] == controller
+        address = cluster["address"][b]
+        assert wire.metadata(address, 9092, security=wire_security(address))["controller_id"] == controller
 
 
 def test_no_kraft_settings_on_brokers(cluster):

@@ -1,0 +1,414 @@
+"""kafka_topic, kafka_acl and kafka_scram_user through ansible-playbook against a real single-node Kafka.
+
+The session fixture unpacks kafka_2.13-4.1.1.tgz from the dist cache (building it with
+`kafka-metal dist build` when it is missing and Maven is there), formats a combined broker+controller
+on 127.0.0.1 with the SCRAM credential of the super user `admin` bootstrapped, and starts it with
+the StandardAuthorizer (no ACL, no access). Clients use SASL_PLAINTEXT with SCRAM-SHA-512; the
+controller listener uses SASL PLAIN, so `admin` is the only super user. No lab, no containers; the
+broker runs in its own session and is killed as a process group at the end.
+
+The playbooks run on localhost (connection local, this venv's Python) with the collection from this
+repository; what the modules did is checked with confluent-kafka, as the cluster sees it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from kafka_metal import dist
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+from confluent_kafka import admin as ck_admin  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+VERSION = os.environ.get("KAFKA_METAL_ADMIN_TEST_VERSION", "4.1.1")
+JAVA_HOME = os.environ.get("KAFKA_METAL_JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
+ADMIN_PW = "admin-" + uuid.uuid4().hex
+ALICE_PW = "alice-" + uuid.uuid4().hex
+BOB_PW = "bob-" + uuid.uuid4().hex
+
+pytestmark = pytest.mark.skipif(not (Path(JAVA_HOME) / "bin" / "java").exists(), reason=f"no Java in {JAVA_HOME}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def archive_path() -> Path:
+    archive = dist.default_out_dir() / f"{dist.dist_name(VERSION)}.tgz"
+    if archive.is_file():
+        return archive
+    if not shutil.which("mvn"):
+        pytest.skip(f"{archive} is missing and Maven is not installed to build it")
+    subprocess.run([str(VENV_BIN / "kafka-metal"), "dist", "build", "--version", VERSION], check=True,
+                   timeout=1800, capture_output=True)
+    return archive
+
+
+def server_properties(data: Path, client_port: int, controller_port: int) -> str:
+    scram = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="{ADMIN_PW}";'
+    plain = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+             f'username="admin" password="{ADMIN_PW}" user_admin="{ADMIN_PW}";')
+    props = [
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+        f"listeners=CLIENT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=CLIENT://127.0.0.1:{client_port}",
+        "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "inter.broker.listener.name=CLIENT",
+        "controller.listener.names=CONTROLLER",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        "sasl.mechanism.controller.protocol=PLAIN",
+        "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512",
+        f"listener.name.client.scram-sha-512.sasl.jaas.config={scram}",
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        f"listener.name.controller.plain.sasl.jaas.config={plain}",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:admin",
+        "allow.everyone.if.no.acl.found=false",
+        "auto.create.topics.enable=false",
+        f"log.dirs={data}",
+        "num.partitions=1",
+        "default.replication.factor=1",
+        "offsets.topic.replication.factor=1",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+    ]
+    if not VERSION.startswith("3."):
+        props += ["share.coordinator.state.topic.replication.factor=1", "share.coordinator.state.topic.min.isr=1"]
+    return "\n".join(props) + "\n"
+
+
+def client_conf(bootstrap: str, user: str, password: str) -> dict:
+    return {"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": user, "sasl.password": password}
+
+
+class Kafka:
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        with tarfile.open(archive_path()) as tar:
+            tar.extractall(workdir, filter="data")
+        self.home = workdir / dist.dist_name(VERSION)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+        self.env.update(LC_ALL="C", JAVA_HOME=JAVA_HOME, LOG_DIR=str(workdir / "logs"),
+                        KAFKA_HEAP_OPTS="-Xmx512m -Xms128m")
+        self.port, self.controller_port = free_port(), free_port()
+        while self.controller_port == self.port:
+            self.controller_port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.config = workdir / "server.properties"
+        self.config.write_text(server_properties(workdir / "data", self.port, self.controller_port))
+        self.proc: subprocess.Popen | None = None
+        self._admin: ck_admin.AdminClient | None = None
+        self.console = workdir / "server.out"
+
+    def tool(self, name: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+        cp = subprocess.run([str(self.home / "bin" / name), *args], capture_output=True, text=True, env=self.env,
+                            timeout=timeout, start_new_session=True)
+        assert cp.returncode == 0, f"{name} exited {cp.returncode}:\n{cp.stdout[-2000:]}\n{cp.stderr[-2000:]}"
+        return cp
+
+    def start(self) -> None:
+        cluster_id = self.tool("kafka-storage.sh", "random-uuid").stdout.strip()
+        self.tool("kafka-storage.sh", "format", "-t", cluster_id, "-c", str(self.config),
+                  "--add-scram", f"SCRAM-SHA-512=[name=admin,password={ADMIN_PW}]")
+        with open(self.console, "w") as out:
+            self.proc = subprocess.Popen([str(self.home / "bin" / "kafka-server-start.sh"), str(self.config)],
+                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+                                         start_new_session=True)
+
+    def admin(self) -> ck_admin.AdminClient:
+        # One client, kept: a future whose AdminClient is garbage-collected fails with _DESTROY.
+        if self._admin is None:
+            self._admin = ck_admin.AdminClient(client_conf(self.bootstrap, "admin", ADMIN_PW))
+        return self._admin
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        client = self.admin()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"Kafka exited ({self.proc.returncode}):\n{self.console.read_text()[-4000:]}")
+            try:
+                client.describe_cluster(request_timeout=2).result(timeout=5)
+                return
+            except Exception:  # noqa: BLE001 - not ready yet
+                time.sleep(0.5)
+        raise AssertionError(f"Kafka not ready after {timeout}s:\n{self.console.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 30)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory):
+    node = Kafka(tmp_path_factory.mktemp("kafka-admin"))
+    try:
+        node.start()
+        node.wait_ready()
+        yield node
+    finally:
+        node.stop()
+
+
+# --------------------------------------------------------------------------------------------------
+# Running plays and looking at the cluster
+# --------------------------------------------------------------------------------------------------
+
+
+class Play:
+    def __init__(self, rc: int, out: str, results: dict):
+        self.rc, self.out, self.results = rc, out, results
+
+    def __getitem__(self, name):
+        return self.results[name]
+
+    @property
+    def changed(self) -> list[str]:
+        """The tasks that reported a change (the final collect task is not one of them)."""
+        return [name for name, result in self.results.items() if result.get("changed")]
+
+
+def play(kafka: Kafka, tmp_path: Path, tasks: dict, check: bool = False) -> Play:
+    """Run ``tasks`` (name -> {module: args}, optionally with failure expected via ``_fail: true``) as one play."""
+    conn = {"bootstrap_servers": kafka.bootstrap, "security_protocol": "SASL_PLAINTEXT", "sasl_username": "admin",
+            "sasl_password": ADMIN_PW, "timeout": 20}
+    results = tmp_path / f"results-{uuid.uuid4().hex[:8]}.json"
+    body = []
+    for name, task in tasks.items():
+        task = dict(task)
+        expect_fail = task.pop("_fail", False)
+        body.append({"name": name, **task, "register": name, **({"ignore_errors": True} if expect_fail else {})})
+    collected = "{" + ", ".join(f"'{n}': {n}" for n in tasks) + "}"
+    body.append({"name": "collect", "ansible.builtin.copy": {"content": f"{{{{ {collected} | to_json }}}}",
+                                                            "dest": str(results)}, "check_mode": False})
+    modules = ("kafka_topic", "kafka_acl", "kafka_scram_user")
+    playbook = [{"hosts": "localhost", "gather_facts": False,
+                 "module_defaults": {f"metal.kafka.{m}": conn for m in modules}, "tasks": body}]
+    pb = tmp_path / f"play-{uuid.uuid4().hex[:8]}.yml"
+    pb.write_text(yaml.safe_dump(playbook, sort_keys=False))
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"))
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(pb), "--diff"] + (["--check"] if check else [])
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    for secret in (ADMIN_PW, ALICE_PW, BOB_PW):
+        assert secret not in out, "a secret appeared in the playbook output"
+    assert results.exists(), out[-4000:]
+    text = results.read_text()
+    for secret in (ADMIN_PW, ALICE_PW, BOB_PW):
+        assert secret not in text, "a secret appeared in a registered result"
+    return Play(proc.returncode, out, json.loads(text))
+
+
+def topic_state(kafka: Kafka, name: str):
+    client = kafka.admin()
+    try:
+        desc = client.describe_topics(confluent_kafka.TopicCollection([name]), request_timeout=10)[name].result(15)
+    except confluent_kafka.KafkaException as exc:
+        if exc.args[0].code() == confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART:
+            return None
+        raise
+    resource = ck_admin.ConfigResource(ck_admin.ResourceType.TOPIC, name)
+    futures = client.describe_configs([resource], request_timeout=10)
+    configs = {k: v.value for k, v in futures[resource].result(15).items()}
+    return {"partitions": len(desc.partitions), "replication_factor": len(desc.partitions[0].replicas),
+            "configs": configs}
+
+
+def acls_of(kafka: Kafka, principal: str) -> set[tuple]:
+    f = ck_admin.AclBindingFilter(ck_admin.ResourceType.ANY, None, ck_admin.ResourcePatternType.ANY, principal, None,
+                                  ck_admin.AclOperation.ANY, ck_admin.AclPermissionType.ANY)
+    return {(b.restype.name, b.name, b.resource_pattern_type.name, b.operation.name, b.permission_type.name)
+            for b in kafka.admin().describe_acls(f, request_timeout=10).result(15)}
+
+
+def scram_of(kafka: Kafka, user: str) -> dict:
+    try:
+        desc = kafka.admin().describe_user_scram_credentials([user], request_timeout=10)[user].result(15)
+    except confluent_kafka.KafkaException:
+        return {}
+    return {i.mechanism.name: i.iterations for i in desc.scram_credential_infos}
+
+
+def produce(kafka: Kafka, user: str, password: str, topic: str, timeout: float = 10):
+    """None when the message is delivered, else the error (delivery error or authentication failure)."""
+    errors, delivered = [], []
+    producer = confluent_kafka.Producer({**client_conf(kafka.bootstrap, user, password),
+                                         "message.timeout.ms": int(timeout * 1000), "error_cb": errors.append})
+    producer.produce(topic, b"hello", on_delivery=lambda err, msg: delivered.append(err))
+    deadline = time.monotonic() + timeout
+    auth = confluent_kafka.KafkaError._AUTHENTICATION
+    while time.monotonic() < deadline and not delivered:
+        producer.poll(0.2)
+        if any(e.code() == auth for e in errors):
+            break
+    producer.purge()
+    producer.flush(0)
+    if delivered and delivered[0] is None:
+        return None
+    failure = next((e for e in errors if e.code() == auth), None) or (delivered[0] if delivered else "timed out")
+    return str(failure)
+
+
+def eventually(fn, expect, timeout: float = 15):
+    """Metadata (credentials, ACLs) reaches the authorizer asynchronously: retry until ``expect(result)``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fn()
+        if expect(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tests
+# --------------------------------------------------------------------------------------------------
+
+
+APPLY = {
+    "topic": {"metal.kafka.kafka_topic": {"name": "orders", "partitions": 3, "replication_factor": 1,
+                                          "configs": {"retention.ms": 3600000, "cleanup.policy": "delete",
+                                                      "max.message.bytes": None}}},
+    "alice": {"metal.kafka.kafka_scram_user": {"name": "alice", "password": ALICE_PW}},
+    "bob": {"metal.kafka.kafka_scram_user": {"name": "bob", "password": BOB_PW, "mechanism": "SCRAM-SHA-512",
+                                             "iterations": 4096}},
+    "acls": {"metal.kafka.kafka_acl": {"acls": [
+        {"principal": "User:alice", "operation": "write", "resource_type": "topic", "resource_name": "orders"},
+        {"principal": "User:alice", "operation": "read", "resource_type": "group", "resource_name": "app.",
+         "pattern_type": "prefixed"},
+    ]}},
+}
+
+
+@pytest.fixture(scope="module")
+def applied(kafka, tmp_path_factory):
+    return play(kafka, tmp_path_factory.mktemp("apply"), APPLY)
+
+
+def test_apply_creates_topic_users_and_acls(kafka, applied):
+    assert applied.rc == 0, applied.out[-4000:]
+    assert applied["topic"]["changed"] and applied["alice"]["changed"] and applied["acls"]["changed"]
+    state = topic_state(kafka, "orders")
+    assert (state["partitions"], state["replication_factor"]) == (3, 1)
+    assert state["configs"]["retention.ms"] == "3600000" and state["configs"]["cleanup.policy"] == "delete"
+    assert applied["topic"]["topic"]["configs"] == {"cleanup.policy": "delete", "retention.ms": "3600000"}
+    assert scram_of(kafka, "alice") == {"SCRAM_SHA_512": 8192}
+    assert scram_of(kafka, "bob") == {"SCRAM_SHA_512": 4096}
+    assert acls_of(kafka, "User:alice") == {("TOPIC", "orders", "LITERAL", "WRITE", "ALLOW"),
+                                            ("GROUP", "app.", "PREFIXED", "READ", "ALLOW")}
+    assert acls_of(kafka, "User:bob") == set()
+
+
+def test_second_run_changes_nothing(kafka, applied, tmp_path):
+    again = play(kafka, tmp_path, APPLY)
+    assert again.rc == 0, again.out[-4000:]
+    assert again.changed == [], again.out[-4000:]
+    assert "on_create" in again["alice"]["note"]
+    assert "[WARNING]" not in again.out, again.out[-4000:]
+
+
+def test_scram_user_authenticates_and_wrong_password_is_rejected(kafka, applied):
+    ok = eventually(lambda: produce(kafka, "alice", ALICE_PW, "orders"), lambda r: r is None)
+    assert ok is None, ok
+    wrong = produce(kafka, "alice", ALICE_PW + "x", "orders")
+    assert wrong is not None and "Authentication failed" in wrong, wrong
+
+
+def test_user_without_acl_is_denied_until_kafka_acl_grants_write(kafka, applied, tmp_path):
+    denied = eventually(lambda: produce(kafka, "bob", BOB_PW, "orders"), lambda r: r and "AUTHORIZATION" in r)
+    assert denied and "TOPIC_AUTHORIZATION_FAILED" in denied, denied
+    grant = play(kafka, tmp_path, {"grant": {"metal.kafka.kafka_acl": {
+        "principal": "User:bob", "operation": "write", "resource_type": "topic", "resource_name": "orders"}}})
+    assert grant.rc == 0 and grant["grant"]["changed"], grant.out[-4000:]
+    ok = eventually(lambda: produce(kafka, "bob", BOB_PW, "orders"), lambda r: r is None)
+    assert ok is None, ok
+
+
+def test_partitions_grow_and_shrinking_is_refused(kafka, applied, tmp_path):
+    result = play(kafka, tmp_path, {
+        "grow": {"metal.kafka.kafka_topic": {"name": "orders", "partitions": 6}},
+        "shrink": {"metal.kafka.kafka_topic": {"name": "orders", "partitions": 2}, "_fail": True},
+        "rf": {"metal.kafka.kafka_topic": {"name": "orders", "replication_factor": 3}, "_fail": True},
+    })
+    assert result["grow"]["changed"] and result["grow"]["diff"]["before"]["partitions"] == 3
+    assert result["shrink"]["failed"]
+    assert "topic orders has 6 partitions; Kafka cannot reduce partitions; recreate the topic or keep 6" in \
+        result["shrink"]["msg"]
+    assert result["rf"]["failed"] and "reassignment" in result["rf"]["msg"]
+    assert topic_state(kafka, "orders")["partitions"] == 6
+
+
+def test_check_mode_changes_nothing(kafka, applied, tmp_path):
+    before = (topic_state(kafka, "orders"), acls_of(kafka, "User:alice"), acls_of(kafka, "User:carol"),
+              scram_of(kafka, "alice"), scram_of(kafka, "carol"))
+    dry = play(kafka, tmp_path, {
+        "grow": {"metal.kafka.kafka_topic": {"name": "orders", "partitions": 12, "configs": {"retention.ms": "1000"}}},
+        "new_topic": {"metal.kafka.kafka_topic": {"name": "never-created", "partitions": 1}},
+        "revoke": {"metal.kafka.kafka_acl": {"principal": "User:alice", "operation": "write", "resource_type": "topic",
+                                             "resource_name": "orders", "state": "absent"}},
+        "grant": {"metal.kafka.kafka_acl": {"principal": "User:carol", "operation": "all", "resource_type": "cluster"}},
+        "carol": {"metal.kafka.kafka_scram_user": {"name": "carol", "password": ALICE_PW}},
+        "rotate": {"metal.kafka.kafka_scram_user": {"name": "alice", "password": BOB_PW, "update_password": "always"}},
+    }, check=True)
+    assert dry.rc == 0, dry.out[-4000:]
+    assert all(dry[t]["changed"] for t in ("grow", "new_topic", "revoke", "grant", "carol", "rotate"))
+    assert dry["grow"]["diff"]["after"]["configs"] == {"retention.ms": "1000"}
+    assert "--- before" in dry.out and "retention.ms" in dry.out  # --diff shows the change
+    assert topic_state(kafka, "never-created") is None
+    after = (topic_state(kafka, "orders"), acls_of(kafka, "User:alice"), acls_of(kafka, "User:carol"),
+             scram_of(kafka, "alice"), scram_of(kafka, "carol"))
+    assert after == before
+    assert produce(kafka, "alice", ALICE_PW, "orders") is None, "alice's password was not rotated"
+
+
+def test_absent_removes_and_then_changes_nothing(kafka, applied, tmp_path):
+    tasks = {
+        "topic": {"metal.kafka.kafka_topic": {"name": "scratch", "partitions": 1}},
+        "drop_topic": {"metal.kafka.kafka_topic": {"name": "scratch", "state": "absent"}},
+        "drop_acl": {"metal.kafka.kafka_acl": {"principal": "User:alice", "operation": "read", "resource_type": "group",
+                                               "resource_name": "app.", "pattern_type": "prefixed",
+                                               "state": "absent"}},
+        "drop_bob": {"metal.kafka.kafka_scram_user": {"name": "bob", "state": "absent"}},
+    }
+    first = play(kafka, tmp_path, tasks)
+    assert first.rc == 0, first.out[-4000:]
+    assert all(first[t]["changed"] for t in tasks)
+    assert eventually(lambda: topic_state(kafka, "scratch"), lambda s: s is None) is None
+    assert ("GROUP", "app.", "PREFIXED", "READ", "ALLOW") not in acls_of(kafka, "User:alice")
+    assert scram_of(kafka, "bob") == {}
+    rejected = eventually(lambda: produce(kafka, "bob", BOB_PW, "orders"), lambda r: r and "Authentication" in r)
+    assert rejected and "Authentication failed" in rejected, rejected
+    second = play(kafka, tmp_path, {k: v for k, v in tasks.items() if k != "topic"})
+    assert second.rc == 0 and second.changed == [], second.out[-4000:]
