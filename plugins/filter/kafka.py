@@ -77,6 +77,12 @@ def host_addresses(hosts, hostvars, var="kafka_advertised_host"):
     return {h: _address(hostvars, h, var) for h in hosts}
 
 
+def kafka_bootstrap_servers(hosts, hostvars, default_port=9092):
+    """``host:port,...`` of the brokers' client listeners, as clients reach them."""
+    return ",".join(f"{_address(hostvars, h, 'kafka_advertised_host')}:"
+                    f"{int(hostvars[h].get('broker_client_port') or default_port)}" for h in hosts)
+
+
 def kafka_checksum(value):
     """An archive checksum as 128 lower-case hex digits (an optional ``sha512:`` prefix dropped)."""
     return cluster.normalize_checksum(value)
@@ -122,6 +128,7 @@ class FilterModule:
             "kafka_zookeeper_connect": kafka_zookeeper_connect,
             "zookeeper_cfg": zookeeper_cfg,
             "host_addresses": host_addresses,
+            "kafka_bootstrap_servers": kafka_bootstrap_servers,
             "kafka_checksum": kafka_checksum,
             "zookeeper_restart_order": zookeeper_restart_order,
         }

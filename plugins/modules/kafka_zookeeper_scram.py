@@ -97,13 +97,20 @@ def _env(p):
 
 
 def has_credential(module, p):
+    """True/False; None in check mode when it cannot be told yet (Kafka not unpacked, ZooKeeper not up)."""
     tool = os.path.join(p["kafka_home"], "bin", "kafka-configs.sh")
+    if not os.access(tool, os.X_OK):
+        if module.check_mode:
+            return None
+        module.fail_json(msg=f"{tool} is missing or not executable: install Kafka before creating credentials")
     rc, out, err = module.run_command(
         [tool, "--zookeeper", p["zookeeper_connect"], "--describe", "--entity-type", "users",
          "--entity-name", p["name"]], environ_update=_env(p))
     if rc != 0:
         if "NoNode" in err or "NoNode" in out:
             return False
+        if module.check_mode:
+            return None
         module.fail_json(msg=f"could not read SCRAM credentials of {p['name']} from ZooKeeper (rc={rc}); "
                              "is the ensemble up and zookeeper_connect right?", stderr=err[-2000:])
     return re.search(re.escape(p["mechanism"]) + r"=", out) is not None
@@ -143,10 +150,12 @@ def main():
         module.fail_json(msg="kafka-configs cannot carry a SCRAM password with spaces, commas or brackets, nor "
                              "a user name with those or = and quotes: choose a password without them")
     diff = dict(before="", after=f"user {p['name']}: {p['mechanism']} (iterations {p['iterations']})\n")
-    if has_credential(module, p):
+    present = has_credential(module, p)
+    if present:
         module.exit_json(changed=False, created=False)
     if module.check_mode:
-        module.exit_json(changed=True, created=False, diff=diff)
+        note = "" if present is False else " (assumed: Kafka or ZooKeeper is not up yet on this dry run)"
+        module.exit_json(changed=True, created=False, diff=diff, msg=f"would create the credential{note}")
     ensure_chroot(module, p)
     workdir = tempfile.mkdtemp(prefix="kafka-scram-")
     try:

@@ -85,6 +85,7 @@ def cluster(inventory):
         "hosts": hosts,
         "node_id": {h: int(var(h, "kafka_node_id")) for h in kafka_hosts},
         "address": {h: var(h, "ansible_host") for h in hosts},
+        "var": var,
         "testinfra": {h: testinfra.get_host(f"ansible://{h}", ansible_inventory=inventory) for h in hosts},
     }
 
