@@ -74,6 +74,23 @@ class Security:
 
 PLAINTEXT = Security()
 
+# Module options that describe a Security (documented by the metal.kafka.probe_security fragment).
+SECURITY_ARGUMENT_SPEC = dict(
+    security_protocol=dict(type="str", default="PLAINTEXT", choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]),
+    ca_file=dict(type="path"),
+    server_hostname=dict(type="str"),
+    sasl_mechanism=dict(type="str", default="SCRAM-SHA-512", choices=["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]),
+    sasl_username=dict(type="str"),
+    sasl_password=dict(type="str", no_log=True),
+)
+SECURITY_REQUIRED_IF = [("security_protocol", "SASL_SSL", ("sasl_username", "sasl_password")),
+                        ("security_protocol", "SASL_PLAINTEXT", ("sasl_username", "sasl_password"))]
+
+
+def security_from_params(params):
+    return Security(params["security_protocol"], params["ca_file"], params["server_hostname"],
+                    params["sasl_mechanism"], params["sasl_username"], params["sasl_password"])
+
 
 def _send(sock, api_key, api_version, correlation_id, body):
     sock.sendall(_request(api_key, api_version, correlation_id, body))

@@ -23,32 +23,6 @@ options:
     description: Port of the listener to probe.
     type: int
     required: true
-  security_protocol:
-    description:
-      - Security protocol of that listener. With SASL, the probe authenticates before asking for
-        metadata (a controller answers ApiVersions before authentication, so only TLS applies to it).
-    type: str
-    choices: [PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL]
-    default: PLAINTEXT
-  ca_file:
-    description: CA bundle (PEM) on the host that verifies the listener's certificate.
-    type: path
-  server_hostname:
-    description:
-      - Name the listener's certificate must carry (the node's advertised host); the probe connects to
-        O(host) but verifies this name, so hostname verification stays on.
-    type: str
-  sasl_mechanism:
-    description: SASL mechanism for the probe.
-    type: str
-    choices: [SCRAM-SHA-512, SCRAM-SHA-256, PLAIN]
-    default: SCRAM-SHA-512
-  sasl_username:
-    description: SASL user of the probe.
-    type: str
-  sasl_password:
-    description: SASL password of the probe; never logged.
-    type: str
   role:
     description: What to wait for.
     type: str
@@ -67,6 +41,7 @@ options:
     default: 1.0
 extends_documentation_fragment:
   - metal.kafka.read_only
+  - metal.kafka.probe_security
 """
 
 EXAMPLES = r"""
@@ -96,17 +71,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.metal.kafka.plugins.module_utils import wire
 
 
-def security(params):
-    return wire.Security(params["security_protocol"], params["ca_file"], params["server_hostname"],
-                         params["sasl_mechanism"], params["sasl_username"], params["sasl_password"])
-
-
 def probe(params):
     """Return (ready, detail, brokers)."""
     if params["role"] == "controller":
-        wire.api_versions(params["host"], params["port"], security=security(params))
+        wire.api_versions(params["host"], params["port"], security=wire.security_from_params(params))
         return True, "controller listener answers ApiVersions", []
-    md = wire.metadata(params["host"], params["port"], security=security(params))
+    md = wire.metadata(params["host"], params["port"], security=wire.security_from_params(params))
     alive = sorted(b["node_id"] for b in md["brokers"])
     if params["node_id"] is None or params["node_id"] in alive:
         return True, f"broker registered and unfenced (alive brokers: {alive})", alive
@@ -118,21 +88,13 @@ def main():
         argument_spec=dict(
             host=dict(type="str", default="127.0.0.1"),
             port=dict(type="int", required=True),
-            security_protocol=dict(type="str", default="PLAINTEXT",
-                                   choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]),
-            ca_file=dict(type="path"),
-            server_hostname=dict(type="str"),
-            sasl_mechanism=dict(type="str", default="SCRAM-SHA-512",
-                                choices=["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]),
-            sasl_username=dict(type="str"),
-            sasl_password=dict(type="str", no_log=True),
             role=dict(type="str", choices=["broker", "controller"], default="broker"),
             node_id=dict(type="int"),
             timeout=dict(type="int", default=300),
             interval=dict(type="float", default=1.0),
+            **wire.SECURITY_ARGUMENT_SPEC,
         ),
-        required_if=[("security_protocol", "SASL_SSL", ("sasl_username", "sasl_password")),
-                     ("security_protocol", "SASL_PLAINTEXT", ("sasl_username", "sasl_password"))],
+        required_if=wire.SECURITY_REQUIRED_IF,
         supports_check_mode=True,
     )
     p = module.params

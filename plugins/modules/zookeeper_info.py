@@ -37,13 +37,15 @@ options:
     default: 180
   brokers:
     description:
-      - Brokers (C(host:port) of a PLAINTEXT listener) to ask which broker is the active controller;
-        in ZooKeeper mode the controller is one of the brokers.
+      - Brokers (C(host:port) of a listener reached with the security options below) to ask which broker
+        is the active controller; in ZooKeeper mode the controller is one of the brokers. With TLS, each
+        broker's certificate must carry the host given here unless O(server_hostname) is set.
     type: list
     elements: str
     default: []
 extends_documentation_fragment:
   - metal.kafka.read_only
+  - metal.kafka.probe_security
 """
 
 EXAMPLES = r"""
@@ -97,7 +99,9 @@ def main():
             wait_for=dict(type="str", choices=["none", "quorum", "healthy"], default="none"),
             timeout=dict(type="int", default=180),
             brokers=dict(type="list", elements="str", default=[]),
+            **wire.SECURITY_ARGUMENT_SPEC,
         ),
+        required_if=wire.SECURITY_REQUIRED_IF,
         supports_check_mode=True,
     )
     p = module.params
@@ -111,7 +115,8 @@ def main():
         if done:
             if p["brokers"]:
                 try:
-                    status["controller_id"], status["controller_reported_by"] = wire.active_controller(p["brokers"])
+                    status["controller_id"], status["controller_reported_by"] = wire.active_controller(
+                        p["brokers"], security=wire.security_from_params(p))
                 except wire.ProbeError as exc:
                     module.fail_json(msg=f"cannot tell the active controller: {exc}", members=states, **status)
             module.exit_json(changed=False, members=states, waited=round(time.monotonic() - start, 1), **status)

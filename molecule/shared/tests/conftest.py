@@ -2,14 +2,21 @@
 
 import os
 
+# The secure scenario runs its playbooks at -vvv through ANSIBLE_VERBOSITY; the checks here read
+# testinfra's and their own ansible output at normal verbosity.
+os.environ.pop("ANSIBLE_VERBOSITY", None)
+
 import kafka_metal  # noqa: F401  (collection path)
 import pytest
 import testinfra
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
-from ansible.parsing.vault import VaultSecret
+from ansible.parsing.vault import VaultSecret, VaultSecretsContext
 from ansible.template import Templar
 from ansible.vars.manager import VariableManager
+
+# imported before the plugin loader takes over the ansible_collections namespace (cluster fixture)
+from ansible_collections.metal.kafka.plugins.module_utils import security, wire
 
 
 @pytest.fixture(scope="session")
@@ -41,11 +48,18 @@ def inventory(pytestconfig):
 @pytest.fixture(scope="session")
 def cluster(inventory):
     """Hosts by role, their node ids and addresses, as Ansible sees them (templated)."""
+    from ansible.plugins.loader import init_plugin_loader
+
+    # lookups in the inventory (env, file) need Ansible's plugin loader, as ansible-playbook sets it up
+    init_plugin_loader([str(kafka_metal.ensure_collection_path())])
     loader = DataLoader()
     vault_file = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
     if vault_file:
         with open(vault_file, "rb") as fh:
-            loader.set_vault_secrets([("default", VaultSecret(fh.read().strip()))])
+            secrets = [("default", VaultSecret(fh.read().strip()))]
+        loader.set_vault_secrets(secrets)
+        if not VaultSecretsContext.current(optional=True):
+            VaultSecretsContext.initialize(VaultSecretsContext(secrets))
     inv = InventoryManager(loader=loader, sources=[inventory])
     variables = VariableManager(loader=loader, inventory=inv)
     groups = inv.get_groups_dict()
@@ -93,8 +107,6 @@ def cluster(inventory):
 @pytest.fixture(scope="session")
 def client_conf(cluster):
     """confluent-kafka settings that reach the client listener as the admin user."""
-    from ansible_collections.metal.kafka.plugins.module_utils import security
-
     sec = cluster["security"]
     return security.client_config(protocol=sec["protocol"], sasl_mechanism=sec["mechanism"], username=sec["user"],
                                   password=sec["password"], ca_file=sec["ca_file"])
@@ -103,8 +115,6 @@ def client_conf(cluster):
 @pytest.fixture(scope="session")
 def wire_security(cluster):
     """wire.Security for a broker listener at ``address`` (its certificate carries the address)."""
-    from ansible_collections.metal.kafka.plugins.module_utils import wire
-
     sec = cluster["security"]
 
     def make(address):

@@ -101,7 +101,7 @@ def test_config_change_restarts_one_node_at_a_time(cluster, inventory, bootstrap
              "controller_properties": {"controller.quorum.fetch.timeout.ms": "2500"},
              "zookeeper_properties": {"maxClientCnxns": "100"}}
     if fingerprints:
-        extra["kafka_tls_renew_before_days"] = 100000  # every certificate is now "close to expiry"
+        extra["kafka_tls_extra_names"] = ["kafka.lab.example"]  # every certificate must be re-issued
     extra = json.dumps(extra)
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
     try:
@@ -124,5 +124,10 @@ def test_config_change_restarts_one_node_at_a_time(cluster, inventory, bootstrap
         assert "log.retention.hours=100" in conf
     renewed = certificate_fingerprints(cluster)
     assert all(renewed[h] != fingerprints[h] for h in fingerprints), "certificates were not renewed"
+    if fingerprints:
+        for h in cluster["kafka_hosts"]:
+            port = 9092 if h in cluster["brokers"] else 9093
+            pem = ssl.get_server_certificate((cluster["address"][h], port))
+            assert b"kafka.lab.example" in ssl.PEM_cert_to_DER_cert(pem), f"{h} does not carry the new name"
     result = smoke.run(bootstrap, messages=2000, extra=client_conf)
     assert result.ok, result.problems

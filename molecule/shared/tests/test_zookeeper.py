@@ -47,11 +47,16 @@ def test_no_kraft_settings_on_brokers(cluster):
 
 
 def test_health_module_reports_leader_quorum_and_controller(cluster):
-    zk = cluster["testinfra"][cluster["zookeepers"][0]]
+    # run where the trust store is (a broker host) so a secured cluster is probed with TLS and SCRAM
+    host = cluster["testinfra"][cluster["brokers"][0]]
     members = ",".join(cluster["address"][z] for z in cluster["zookeepers"])
     brokers = ",".join(f"{cluster['address'][b]}:9092" for b in cluster["brokers"])
-    out = zk.ansible("metal.kafka.zookeeper_info", f"members={members} brokers={brokers} wait_for=healthy",
-                     check=False)
+    args = f"members={members} brokers={brokers} wait_for=healthy"
+    sec = cluster["security"]
+    if sec["secure"]:
+        args += (f" security_protocol={sec['protocol']} ca_file=/etc/kafka/tls/truststore.pem"
+                 f" sasl_mechanism={sec['mechanism']} sasl_username={sec['user']} sasl_password={sec['password']}")
+    out = host.ansible("metal.kafka.zookeeper_info", args, check=False)
     assert out["quorum"] and out["healthy"], out
     assert out["leader"] in [cluster["address"][z] for z in cluster["zookeepers"]]
     assert out["controller_id"] in [cluster["node_id"][b] for b in cluster["brokers"]]
