@@ -67,7 +67,7 @@ def http_root(tmp_path_factory, one_host):
 def run_play(tmp_path, lab, access, **group_vars):
     inv = {"all": {"children": {"kafka_controllers": {"hosts": {access.name: {"kafka_node_id": 1}}},
                                 "kafka_brokers": {"hosts": {access.name: {}}}},
-                   "vars": {"kafka_version": VERSION, **group_vars}}}
+                   "vars": {"kafka_version": VERSION, "kafka_security_protocol": "PLAINTEXT", **group_vars}}}
     path = tmp_path / "topology.yml"
     path.write_text(yaml.safe_dump(inv))
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",

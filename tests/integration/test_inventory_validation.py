@@ -25,7 +25,8 @@ def inventory(controllers=3, brokers=3, ids=None, zookeepers=0, zk_ids=None, **g
     z = {f"z{i}": {"zookeeper_id": zk_ids.get(f"z{i}", i)} for i in range(1, zookeepers + 1)}
     for name in list(c) + list(b) + list(z):
         hosts[name] = {"ansible_host": "127.0.0.1", "ansible_port": 1}
-    all_vars = {"kafka_archive_checksum": CHECKSUM, **group_vars}
+    all_vars = {"kafka_archive_checksum": CHECKSUM, "kafka_admin_password": "a-long-enough-admin-secret",
+                **group_vars}
     return {"all": {"vars": all_vars, "hosts": hosts,
                     "children": {"kafka_controllers": {"hosts": c}, "kafka_brokers": {"hosts": b},
                                  "zookeeper": {"hosts": z}}}}
@@ -62,6 +63,12 @@ CASES = {
                          "kafka_archive_checksum is missing for a URL install"),
     "zookeeper mode on kafka 4": (zk_inventory(kafka_version="4.1.1"),
                                   "kafka_version 4.1.1 has no ZooKeeper support"),
+    "admin password missing": (inventory(kafka_admin_password=""),
+                               "kafka_admin_password is empty but SASL is enabled"),
+    "internal listener SSL only": (inventory(kafka_listener_protocols={"internal": "SSL"}),
+                                   "the internal listener cannot use SSL without SASL"),
+    "unknown listener": (zk_inventory(kafka_listener_protocols={"controller": "SASL_SSL"}),
+                         "kafka_listener_protocols has unknown listener 'controller'"),
     "even ensemble": (zk_inventory(zookeepers=2), "the zookeeper group has 2 hosts: an ensemble needs an odd"),
     "duplicate myid": (zk_inventory(zk_ids={"z3": 1}), "zookeeper_id 1 is used by z1, z3"),
     "brokers without zookeeper": (zk_inventory(zookeepers=0), "the zookeeper group is empty: brokers need an"),
