@@ -28,9 +28,11 @@ class ProbeError(RuntimeError):
     pass
 
 
-def _request(api_key, api_version, correlation_id, body, client_id="kafka-metal-probe"):
+def _request(api_key, api_version, correlation_id, body, client_id="kafka-metal-probe", flexible=False):
     cid = client_id.encode()
     header = struct.pack(">hhih", api_key, api_version, correlation_id, len(cid)) + cid
+    if flexible:  # request header v2: no tagged fields
+        header += b"\x00"
     payload = header + body
     return struct.pack(">i", len(payload)) + payload
 
@@ -92,8 +94,8 @@ def security_from_params(params):
                     params["sasl_mechanism"], params["sasl_username"], params["sasl_password"])
 
 
-def _send(sock, api_key, api_version, correlation_id, body):
-    sock.sendall(_request(api_key, api_version, correlation_id, body))
+def _send(sock, api_key, api_version, correlation_id, body, flexible=False):
+    sock.sendall(_request(api_key, api_version, correlation_id, body, flexible=flexible))
     (size,) = struct.unpack(">i", _recv_exact(sock, 4))
     data = _recv_exact(sock, size)
     (corr,) = struct.unpack_from(">i", data, 0)
@@ -172,7 +174,7 @@ def _authenticate(sock, security):
         raise AuthenticationError("SCRAM server signature does not verify: not the expected server")
 
 
-def _roundtrip(host, port, api_key, api_version, body, timeout, security=PLAINTEXT):
+def _roundtrip(host, port, api_key, api_version, body, timeout, security=PLAINTEXT, flexible=False):
     with socket.create_connection((host, port), timeout=timeout) as raw:
         raw.settimeout(timeout)
         sock = raw
@@ -182,7 +184,7 @@ def _roundtrip(host, port, api_key, api_version, body, timeout, security=PLAINTE
         try:
             if security.sasl and api_key != API_VERSIONS:
                 _authenticate(sock, security)
-            return _send(sock, api_key, api_version, 1, body)
+            return _send(sock, api_key, api_version, 1, body, flexible)
         finally:
             if sock is not raw:
                 sock.close()
@@ -202,6 +204,35 @@ class _Reader:
 
     def int32(self):
         return self._take(">i")
+
+    def int64(self):
+        return self._take(">q")
+
+    def uvarint(self):
+        shift = value = 0
+        while True:
+            byte = self.data[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+
+    def compact_string(self):
+        n = self.uvarint() - 1
+        if n < 0:
+            return None
+        value = self.data[self.pos:self.pos + n].decode()
+        self.pos += n
+        return value
+
+    def compact_array_length(self):
+        return self.uvarint() - 1
+
+    def skip_tagged_fields(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()  # tag
+            self.pos += self.uvarint()  # size, then skip the data
 
     def string(self):
         n = self.int16()
@@ -260,3 +291,70 @@ def active_controller(brokers, timeout=5.0, security=PLAINTEXT):
         except (OSError, ProbeError, ValueError) as exc:
             errors.append(f"{spec}: {exc}")
     raise ProbeError("no broker answered: " + "; ".join(errors))
+
+
+DESCRIBE_QUORUM = 55
+METADATA_TOPIC = "__cluster_metadata"
+
+
+def _uvarint(value):
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _compact_string(value):
+    raw = value.encode()
+    return _uvarint(len(raw) + 1) + raw
+
+
+def describe_quorum_request_v1():
+    """DescribeQuorum v1 body for the metadata log (__cluster_metadata, partition 0)."""
+    return (_uvarint(2) + _compact_string(METADATA_TOPIC) + _uvarint(2) + struct.pack(">i", 0)
+            + b"\x00" + b"\x00" + b"\x00")
+
+
+def parse_describe_quorum_v1(data):
+    """The KRaft quorum as DescribeQuorum v1 reports it (``data`` after the correlation id)."""
+    r = _Reader(data)
+    r.skip_tagged_fields()  # response header v1
+    error = r.int16()
+    if error:
+        raise ProbeError(f"DescribeQuorum error code {error}")
+    quorum = None
+    for _ in range(r.compact_array_length()):
+        r.compact_string()
+        for _ in range(r.compact_array_length()):
+            partition, perror = r.int32(), r.int16()
+            leader_id, leader_epoch, high_watermark = r.int32(), r.int32(), r.int64()
+            groups = {}
+            for name in ("voters", "observers"):
+                groups[name] = []
+                for _ in range(r.compact_array_length()):
+                    groups[name].append({"id": r.int32(), "log_end_offset": r.int64(),
+                                         "last_fetch_timestamp": r.int64(), "last_caught_up_timestamp": r.int64()})
+                    r.skip_tagged_fields()
+            r.skip_tagged_fields()
+            if partition == 0:
+                if perror:
+                    raise ProbeError(f"DescribeQuorum partition error code {perror}")
+                quorum = {"leader_id": leader_id, "leader_epoch": leader_epoch, "high_watermark": high_watermark,
+                          **groups}
+        r.skip_tagged_fields()
+    if quorum is None:
+        raise ProbeError("DescribeQuorum answered without the metadata partition")
+    return quorum
+
+
+def describe_quorum(host, port, timeout=5.0, security=PLAINTEXT):
+    """The KRaft quorum: leader id and epoch, high watermark, voters and observers with their log end
+    offsets and last caught-up times (ms), as the active controller reports it. Ask a broker (it
+    forwards the request) or a controller listener (only the active controller answers)."""
+    return parse_describe_quorum_v1(_roundtrip(host, port, DESCRIBE_QUORUM, 1, describe_quorum_request_v1(),
+                                               timeout, security, flexible=True))

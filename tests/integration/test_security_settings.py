@@ -114,7 +114,7 @@ def node(tmp_path_factory):
                 pytest.fail("Kafka did not become ready:\n" + (work / "server.out").read_text()[-3000:])
             time.sleep(1)
         yield {"work": work, "pki": pki_dir, "ca": server.truststore, "client": f"localhost:{client_port}",
-               "internal": f"localhost:{internal_port}"}
+               "internal": f"localhost:{internal_port}", "internal_port": internal_port, "probe": probe}
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -186,3 +186,11 @@ def test_admin_password_reaches_kafka_only_through_the_credentials_file(node):
     assert ADMIN_PW not in (work / "server.properties").read_text()
     assert ADMIN_PW in (work / "credentials.properties").read_text()
     assert (work / "credentials.properties").stat().st_mode & 0o777 == 0o600
+
+
+def test_describe_quorum_through_a_broker_over_tls_and_scram(node):
+    """The probe's DescribeQuorum (forwarded by the broker to the active controller) on a secured listener."""
+    quorum = wire.describe_quorum("127.0.0.1", node["internal_port"], security=node["probe"])
+    assert quorum["leader_id"] == 1 and quorum["leader_epoch"] >= 1
+    assert [v["id"] for v in quorum["voters"]] == [1]
+    assert quorum["voters"][0]["log_end_offset"] >= quorum["high_watermark"] > 0

@@ -117,3 +117,38 @@ def test_user_names_are_escaped_in_scram():
 def test_security_repr_never_shows_the_password():
     sec = wire.Security("SASL_SSL", "/ca", "host", "SCRAM-SHA-512", "admin", "topsecret")
     assert "topsecret" not in repr(sec)
+
+
+def _describe_quorum_response_v1(leader=2, voters=((1, 100, 5, 5), (2, 120, 6, 6), (3, 90, 7, 4))):
+    def state(node, leo, fetch, caught):
+        return struct.pack(">iqqq", node, leo, fetch, caught) + b"\x00"
+    body = b"\x00"  # response header tagged fields
+    body += struct.pack(">h", 0) + wire._uvarint(2) + wire._compact_string("__cluster_metadata") + wire._uvarint(2)
+    body += struct.pack(">ihiiq", 0, 0, leader, 7, 120)
+    body += wire._uvarint(len(voters) + 1) + b"".join(state(*v) for v in voters)
+    body += wire._uvarint(2) + state(4, 120, 8, 8)  # one observer (a broker)
+    body += b"\x00" + b"\x00" + b"\x00"
+    return body
+
+
+def test_describe_quorum_request_v1_encoding():
+    body = wire.describe_quorum_request_v1()
+    assert body == b"\x02\x13__cluster_metadata\x02\x00\x00\x00\x00\x00\x00\x00"
+
+
+def test_parse_describe_quorum_v1():
+    q = wire.parse_describe_quorum_v1(_describe_quorum_response_v1())
+    assert q["leader_id"] == 2 and q["leader_epoch"] == 7 and q["high_watermark"] == 120
+    assert [v["id"] for v in q["voters"]] == [1, 2, 3]
+    assert q["voters"][2] == {"id": 3, "log_end_offset": 90, "last_fetch_timestamp": 7, "last_caught_up_timestamp": 4}
+    assert [o["id"] for o in q["observers"]] == [4]
+
+
+def test_uvarint_round_trip():
+    for value in (0, 1, 127, 128, 300, 2**21 + 5):
+        assert wire._Reader(wire._uvarint(value)).uvarint() == value
+
+
+def test_flexible_request_header_has_empty_tagged_fields():
+    raw = wire._request(55, 1, 9, b"BODY", client_id="c", flexible=True)
+    assert raw[4:] == struct.pack(">hhih", 55, 1, 9, 1) + b"c" + b"\x00" + b"BODY"
