@@ -114,7 +114,7 @@ def jaas(mechanism, username=None, password=None, users=None):
 
 
 def node_security(*, roles, mode, protocols, sasl_mechanism, client_mechanisms, admin_user, admin_password,
-                  super_users, tls_dir, credentials_file, keystore_password, keystore_type="PKCS12", client_auth="none",
+                  super_users, tls_dir, credentials_file, keystore_password, client_auth="none",
                   principal_mapping_rules="", authorizer=None):
     """Settings for ``server.properties`` and the credentials file of one node.
 
@@ -136,17 +136,16 @@ def node_security(*, roles, mode, protocols, sasl_mechanism, client_mechanisms, 
 
     if uses_tls(protocols):
         settings.update({
-            "ssl.keystore.type": keystore_type,
-            "ssl.keystore.location": f"{tls_dir}/keystore.{'p12' if keystore_type == 'PKCS12' else 'pem'}",
-            "ssl.key.password": ref("ssl.keystore.password"),
+            # PEM key store: the encrypted key and its chain, as kafka_certificate writes it
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": f"{tls_dir}/keystore.pem",
+            "ssl.key.password": ref("ssl.key.password"),
             "ssl.truststore.type": "PEM",
             "ssl.truststore.location": f"{tls_dir}/truststore.pem",
             "ssl.endpoint.identification.algorithm": "https",
             "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
         })
-        if keystore_type == "PKCS12":
-            settings["ssl.keystore.password"] = ref("ssl.keystore.password")
-        credentials["ssl.keystore.password"] = keystore_password
+        credentials["ssl.key.password"] = keystore_password
         if broker and protocols["client"] in ("SSL", "SASL_SSL"):
             settings["listener.name.client.ssl.client.auth"] = client_auth
             if principal_mapping_rules:

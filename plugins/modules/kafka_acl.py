@@ -92,14 +92,8 @@ options:
     choices: [present, absent]
     default: present
 extends_documentation_fragment:
+  - metal.kafka.changes
   - metal.kafka.kafka_admin
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-author:
-  - kafka-metal contributors
 """
 
 EXAMPLES = r"""

@@ -78,13 +78,8 @@ options:
         description: PBKDF2 iterations (at least 4096).
         type: int
         default: 8192
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-author:
-  - kafka-metal contributors
+extends_documentation_fragment:
+  - metal.kafka.changes
 """
 
 EXAMPLES = r"""
@@ -113,12 +108,11 @@ already_formatted:
 import grp
 import os
 import pwd
-import shutil
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.metal.kafka.plugins.module_utils.security import storage_scram_argument
 from ansible_collections.metal.kafka.plugins.module_utils.storage import StorageError, inspect_dir, plan
+from ansible_collections.metal.kafka.plugins.module_utils.tools import private_file, tool_env
 
 
 def build_module():
@@ -181,20 +175,10 @@ def run(module):
                                                            cred["iterations"], os.urandom(32))]
     except ValueError as exc:
         module.fail_json(msg=f"cannot bootstrap SCRAM credentials: {exc}")
-    env = {"LC_ALL": "C", "KAFKA_HEAP_OPTS": "-Xmx256m"}
-    if p["java_home"]:
-        env["JAVA_HOME"] = p["java_home"]
     # The arguments go through an argument file (the tool's "@file": one argument per line) readable
     # only by root, so no credential ever shows in the process list; the file is removed right after.
-    workdir = tempfile.mkdtemp(prefix="kafka-storage-")
-    try:
-        argfile = os.path.join(workdir, "args")
-        fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("".join(f"{a}\n" for a in args))
-        rc, out, err = module.run_command([tool, "@" + argfile], environ_update=env)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with private_file("".join(f"{a}\n" for a in args)) as argfile:
+        rc, out, err = module.run_command([tool, "@" + argfile], environ_update=tool_env(p["java_home"]))
     if rc != 0:
         module.fail_json(msg=f"kafka-storage format failed (rc={rc})", stdout=out, stderr=err,
                          cmd=[tool, "format", "-t", p["cluster_id"], "-c", p["config"]])

@@ -48,14 +48,8 @@ options:
     type: dict
     default: {}
 extends_documentation_fragment:
+  - metal.kafka.changes
   - metal.kafka.kafka_admin
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-author:
-  - kafka-metal contributors
 """
 
 EXAMPLES = r"""

@@ -77,10 +77,9 @@ created:
 
 import os
 import re
-import shutil
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.metal.kafka.plugins.module_utils.tools import private_file, tool_env
 
 
 def _split_connect(connect):
@@ -90,10 +89,7 @@ def _split_connect(connect):
 
 
 def _env(p):
-    env = {"LC_ALL": "C", "KAFKA_HEAP_OPTS": "-Xmx256m"}
-    if p["java_home"]:
-        env["JAVA_HOME"] = p["java_home"]
-    return env
+    return tool_env(p["java_home"])
 
 
 def has_credential(module, p):
@@ -157,20 +153,13 @@ def main():
         note = "" if present is False else " (assumed: Kafka or ZooKeeper is not up yet on this dry run)"
         module.exit_json(changed=True, created=False, diff=diff, msg=f"would create the credential{note}")
     ensure_chroot(module, p)
-    workdir = tempfile.mkdtemp(prefix="kafka-scram-")
-    try:
-        path = os.path.join(workdir, "scram.properties")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            # in a config file the value has no brackets (they are only for --add-config)
-            value = f"iterations={p['iterations']},password={p['password']}"
-            fh.write(p["mechanism"] + "=" + value.replace("\\", "\\\\") + "\n")
-        tool = os.path.join(p["kafka_home"], "bin", "kafka-configs.sh")
+    # in a config file the value has no brackets (they are only for --add-config)
+    value = f"iterations={p['iterations']},password={p['password']}"
+    tool = os.path.join(p["kafka_home"], "bin", "kafka-configs.sh")
+    with private_file(p["mechanism"] + "=" + value.replace("\\", "\\\\") + "\n", "scram.properties") as path:
         rc, out, err = module.run_command(
             [tool, "--zookeeper", p["zookeeper_connect"], "--alter", "--entity-type", "users",
              "--entity-name", p["name"], "--add-config-file", path], environ_update=_env(p))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     if rc != 0:
         module.fail_json(msg=f"kafka-configs could not create the SCRAM credential of {p['name']} (rc={rc})",
                          stderr=err[-2000:])

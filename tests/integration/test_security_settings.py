@@ -78,7 +78,7 @@ def node(tmp_path_factory):
         roles=roles, mode="kraft", protocols=protocols, sasl_mechanism="SCRAM-SHA-512",
         client_mechanisms=["SCRAM-SHA-512"], admin_user="admin", admin_password=ADMIN_PW, super_users=[],
         tls_dir=str(tls_dir), credentials_file=credentials_file, keystore_password=server.key_password,
-        keystore_type="PEM", client_auth="required", principal_mapping_rules="RULE:^CN=([^,]+).*$/$1/L,DEFAULT")
+        client_auth="required", principal_mapping_rules="RULE:^CN=([^,]+).*$/$1/L,DEFAULT")
     settings.update(extra)
     settings["group.initial.rebalance.delay.ms"] = "0"
     settings["share.coordinator.state.topic.replication.factor"] = "1"

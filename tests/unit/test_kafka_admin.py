@@ -7,26 +7,13 @@ result, an error or a warning.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
+import kafka_admin_fake as fake
 import pytest
 from ansible_collections.metal.kafka.plugins.module_utils import kafka_admin as ka
 
-
-def _load_fake():
-    name = "kafka_admin_fake"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake = _load_fake()
 FakeBackend = fake.FakeBackend
 
 SASL_PW = "sasl-Secret-1"

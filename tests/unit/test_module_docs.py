@@ -26,7 +26,9 @@ def test_module_documentation(path):
     doc = docs["DOCUMENTATION"]
     assert doc["module"] == path.stem
     assert doc["short_description"] and doc["description"]
-    assert "attributes" in doc or "metal.kafka.read_only" in doc.get("extends_documentation_fragment", [])
+    fragments = doc.get("extends_documentation_fragment", [])
+    # check mode and diff support are declared, by the module or by one of the two fragments that declare them
+    assert "attributes" in doc or {"metal.kafka.read_only", "metal.kafka.changes"} & set(fragments)
     for name, option in (doc.get("options") or {}).items():
         assert option.get("description"), f"option {name} has no description"
         assert option.get("type"), f"option {name} has no type"

@@ -8,7 +8,6 @@ where the failure must name the problem and hold no secret.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import os
 import socket
@@ -18,19 +17,8 @@ from pathlib import Path
 
 import pytest
 from ansible.module_utils import basic
+from kafka_admin_fake import FakeBackend
 
-
-def _load_fake():
-    name = "kafka_admin_fake"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-FakeBackend = _load_fake().FakeBackend
 REPO = Path(__file__).resolve().parents[2]
 SASL_PW = "sasl-Secret-1"
 KEY_PW = "key-Secret-2"

@@ -80,7 +80,7 @@ def test_broker_settings():
     assert settings["listener.security.protocol.map"] == "CLIENT:SASL_SSL,INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL"
     assert settings["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
     assert settings["listener.name.client.scram-sha-512.sasl.jaas.config"].endswith("ScramLoginModule required;")
-    assert settings["ssl.keystore.type"] == "PKCS12" and settings["ssl.truststore.type"] == "PEM"
+    assert settings["ssl.keystore.type"] == "PEM" and settings["ssl.truststore.type"] == "PEM"
     assert settings["ssl.endpoint.identification.algorithm"] == "https"
     assert credentials["internal.jaas"] == (
         f'org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="{SECRET}";')

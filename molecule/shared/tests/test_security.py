@@ -146,10 +146,8 @@ def test_secret_files_are_private_and_server_properties_holds_no_secret(cluster)
                                   ("/etc/kafka/tls", "root", 0o750)):
             f = host.file(path)
             assert f.exists and f.user == owner and f.mode == mode, (h, path, f.user, oct(f.mode))
-        keystores = host.check_output("ls /etc/kafka/tls/ | grep keystore").split()
-        assert len(keystores) == 1
-        f = host.file(f"/etc/kafka/tls/{keystores[0]}")
-        assert f.user == "kafka" and f.mode == 0o600
+        f = host.file("/etc/kafka/tls/keystore.pem")
+        assert f.exists and f.user == "kafka" and f.mode == 0o600
         conf = host.file("/etc/kafka/server.properties").content_string
         assert password not in conf and "${file:/etc/kafka/credentials.properties:" in conf
         assert "allow.everyone.if.no.acl.found=false" in conf
