@@ -113,9 +113,38 @@ def kafka_scram_bootstrap(mechanisms, user, password, iterations):
             for m in dict.fromkeys(mechanisms) if m in security.SCRAM_MECHANISMS]
 
 
+ROLL_GROUPS = ("zookeeper", "kafka_controllers", "kafka_brokers")
+
+
+def kafka_roll_hosts(names, hostvars):
+    """The ``hosts`` option of ``kafka_roll`` from inventory names: address, SSH port/user/key, cluster groups."""
+    out = []
+    for name in names:
+        hv = hostvars[name]
+        key = hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file")
+        entry = {"name": name, "address": str(hv.get("ansible_host") or name),
+                 "groups": [g for g in hv.get("group_names", []) if g in ROLL_GROUPS],
+                 "port": int(hv.get("ansible_port") or hv.get("ansible_ssh_port") or 22),
+                 "user": str(hv.get("ansible_user") or hv.get("ansible_ssh_user") or "root")}
+        if key:
+            entry["key_file"] = str(key)
+        out.append(entry)
+    return out
+
+
+def kafka_known_hosts(ssh_args, default="~/.ssh/known_hosts"):
+    """The ``UserKnownHostsFile`` named in ``ansible_ssh_common_args`` (else ``default``)."""
+    import re
+
+    m = re.search(r"UserKnownHostsFile=(\S+)", str(ssh_args or ""))
+    return m.group(1) if m else default
+
+
 class FilterModule:
     def filters(self):
         return {
+            "kafka_roll_hosts": kafka_roll_hosts,
+            "kafka_known_hosts": kafka_known_hosts,
             "to_properties": to_properties,
             "kafka_listener_protocols": kafka_listener_protocols,
             "kafka_node_security": kafka_node_security,

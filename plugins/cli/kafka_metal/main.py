@@ -90,8 +90,31 @@ def cmd_smoke(args):
     return 0 if result.ok else 1
 
 
+def cmd_load(args):
+    """Continuous produce/consume load, verified at the end (run it across a rolling restart)."""
+    import json
+
+    from . import load
+
+    extra = load.read_command_config(args.command_config) if args.command_config else {}
+    if extra:
+        print(f"client settings from {args.command_config}: {load.describe_settings(extra)}")
+    report = load.run(args.bootstrap_server, args.duration, topic=args.topic, rate=args.rate, extra=extra,
+                      partitions=args.partitions, replication_factor=args.replication_factor, min_isr=args.min_isr,
+                      message_timeout_ms=args.message_timeout_ms, drain_timeout=args.drain_timeout,
+                      progress=lambda line: print(line, flush=True))
+    for note in report.notes():
+        print(f"note: {note}")
+    for problem in report.problems():
+        print(f"problem: {problem}", file=sys.stderr)
+    print(report.summary())
+    if args.report:
+        Path(args.report).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    return 0 if report.ok else 1
+
+
 def build_parser():
-    from . import dist, lab
+    from . import dist, lab, rolling
 
     parser = argparse.ArgumentParser(
         prog="kafka-metal",
@@ -101,6 +124,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     lab.add_subparser(sub)
     dist.add_subparser(sub)
+    rolling.add_subparsers(sub)
 
     demo = sub.add_parser("demo", help="lab hosts up, site.yml, then a produce/consume smoke check")
     demo.add_argument("--topology", choices=sorted(TOPOLOGIES), default="split",
@@ -116,6 +140,25 @@ def build_parser():
     smoke_p.add_argument("--bootstrap-server", required=True)
     smoke_p.add_argument("--messages", type=int, default=10_000)
     smoke_p.set_defaults(func=cmd_smoke)
+
+    load_p = sub.add_parser("load", help="produce and consume continuously, then verify that nothing was lost")
+    load_p.add_argument("--bootstrap-server", required=True)
+    load_p.add_argument("--topic", default=None, help="created when missing (default: a new kafka-metal-load-* topic)")
+    load_p.add_argument("--rate", type=float, default=200.0, help="records per second (default: 200)")
+    load_p.add_argument("--duration", type=float, default=60.0, help="seconds of load (default: 60)")
+    load_p.add_argument("--partitions", type=int, default=6, help="partitions of a created topic (default: 6)")
+    load_p.add_argument("--replication-factor", type=int, default=None,
+                        help="of a created topic (default: 3, or the broker count when smaller)")
+    load_p.add_argument("--min-isr", type=int, default=2, help="min.insync.replicas of a created topic (default: 2)")
+    load_p.add_argument("--message-timeout-ms", type=int, default=300_000,
+                        help="how long the producer retries a record before giving up (default: 300000)")
+    load_p.add_argument("--drain-timeout", type=float, default=120.0,
+                        help="seconds to wait for acks and for the consumer after the load (default: 120)")
+    load_p.add_argument("--command-config", default=None,
+                        help="Java client properties (as for Kafka's tools): security.protocol, sasl.mechanism, "
+                             "sasl.jaas.config, a PEM ssl.truststore.location")
+    load_p.add_argument("--report", default=None, help="write the report as JSON to this file")
+    load_p.set_defaults(func=cmd_load)
     return parser
 
 

@@ -1,0 +1,370 @@
+"""Rolling restarts and the rolling upgrade, under load (scenario `rolling`; ZooKeeper mode in `zookeeper`).
+
+Every roll here runs while kafka_metal.load produces (acks=all, idempotent) and consumes on a
+topic with replication factor 3 and min.insync.replicas=2; afterwards every acknowledged record
+must have been consumed exactly once and the producer must have seen no non-retriable error.
+Which processes were restarted is read from systemd (MainPID), not from the tool's own report.
+The figures of each roll (total time, sum of stop + start + catch-up, overhead) are written to
+$KAFKA_METAL_FIGURES_DIR (default /tmp/kafka-metal-figures) for the closing note.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kafka_metal import REPO_ROOT, load, smoke
+
+SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "")
+KAFKA_METAL = str(Path(sys.executable).parent / "kafka-metal")
+FIGURES = Path(os.environ.get("KAFKA_METAL_FIGURES_DIR", "/tmp/kafka-metal-figures"))
+
+
+@pytest.fixture
+def rolling_scenario():
+    if SCENARIO != "rolling":
+        pytest.skip("rolling checks run in the `rolling` scenario")
+
+
+@pytest.fixture
+def zookeeper_scenario():
+    if SCENARIO != "zookeeper":
+        pytest.skip("ZooKeeper-mode rolling checks run in the `zookeeper` scenario")
+
+
+def kafka_metal(*args, inventory, timeout=1800):
+    env = dict(os.environ)
+    env.pop("ANSIBLE_VERBOSITY", None)
+    proc = subprocess.run([KAFKA_METAL, *args, "-i", inventory], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+    print(proc.stdout)
+    print(proc.stderr, file=sys.stderr)
+    return proc
+
+
+def playbook(name, inventory, *extra, timeout=1800):
+    env = dict(os.environ)
+    env.pop("ANSIBLE_VERBOSITY", None)
+    env["ANSIBLE_CONFIG"] = str(REPO_ROOT / "ansible.cfg")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(REPO_ROOT / "playbooks" / name),
+                           "-i", inventory, *extra], capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+                          timeout=timeout)
+    print(proc.stdout[-6000:])
+    print(proc.stderr[-3000:], file=sys.stderr)
+    return proc
+
+
+def main_pids(cluster):
+    """MainPID of every Kafka and ZooKeeper unit (a new PID is a restart)."""
+    out = {}
+    for h in cluster["hosts"]:
+        unit = "zookeeper" if h in cluster["zookeepers"] else "kafka"
+        out[h] = cluster["testinfra"][h].check_output(f"systemctl show -p MainPID --value {unit}").strip()
+    return out
+
+
+def wait_healthy(bootstrap, client_conf, timeout=300):
+    """Every partition has its full replica set in sync (after a test stopped a broker)."""
+    admin = smoke._admin(bootstrap, client_conf)
+    deadline = time.monotonic() + timeout
+    while True:
+        md = admin.list_topics(timeout=30)
+        lagging = [f"{t}-{p}" for t, tm in md.topics.items() for p, pm in tm.partitions.items()
+                   if len(pm.isrs) < len(pm.replicas)]
+        if not lagging and len(md.brokers) == 3:
+            return
+        assert time.monotonic() < deadline, f"cluster not healthy after {timeout}s: {lagging[:5]}"
+        time.sleep(2)
+
+
+def start_load(bootstrap, client_conf, name):
+    work = load.Load(bootstrap, topic=f"rolling-{name}", extra=client_conf, rate=250, partitions=6,
+                     replication_factor=3, min_isr=2).start()
+    time.sleep(5)  # the load is flowing before anything restarts
+    return work
+
+
+def check_load(work):
+    report = work.stop(drain_timeout=180)
+    print(report.summary())
+    assert report.acked > 1000, report.summary()
+    assert report.ok, "; ".join(report.problems())
+    return report
+
+
+def record(name, summary, report=None):
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    data = {"summary": summary}
+    if report is not None:
+        data["load"] = report.as_dict()
+    (FIGURES / f"{SCENARIO}-{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
+def set_property_line(cluster, host, line, present=True):
+    """Add or remove one line of server.properties (a change the roll must notice, or a broken setting)."""
+    path = "/etc/kafka/server.properties"
+    h = cluster["testinfra"][host]
+    if present:
+        h.check_output(f"echo {line!r} >> {path}")
+    else:
+        h.check_output(f"grep -vxF {line!r} {path} > {path}.tmp && cat {path}.tmp > {path} && rm {path}.tmp")
+
+
+# ---------------------------------------------------------------------------------------------
+# KRaft (scenario `rolling`, Kafka 3.9.1, secured)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_check_mode_plans_nothing_on_an_unchanged_cluster(rolling_scenario, cluster, inventory):
+    before = main_pids(cluster)
+    proc = kafka_metal("roll", "--check", inventory=inventory)
+    assert proc.returncode == 0
+    assert "preflight passed" in proc.stdout
+    assert proc.stdout.count("unchanged since it started") == 6
+    assert main_pids(cluster) == before
+
+
+def test_preflight_refuses_when_a_broker_is_already_down(rolling_scenario, cluster, inventory, bootstrap,
+                                                         client_conf):
+    smoke.create_topic(bootstrap, "rolling-preflight", 6, 3, 2, extra=client_conf)
+    down = cluster["brokers"][-1]
+    cluster["testinfra"][down].check_output("systemctl stop kafka")
+    try:
+        before = main_pids(cluster)
+        proc = kafka_metal("roll", "--all", inventory=inventory)
+        assert proc.returncode == 2
+        assert "preflight" in proc.stderr and f"{down}: kafka.service is not running" in proc.stderr
+        assert "under-replicated" in proc.stderr
+        assert main_pids(cluster) == before, "a node was restarted although the preflight failed"
+    finally:
+        cluster["testinfra"][down].check_output("systemctl start kafka")
+        wait_healthy(bootstrap, client_conf)
+
+
+class LeaderWatch(threading.Thread):
+    """Samples the KRaft quorum's leader every 0.3 s, through a broker (independent of the roll tool)."""
+
+    def __init__(self, cluster, wire_security):
+        super().__init__(daemon=True)
+        self.address = [cluster["address"][b] for b in cluster["brokers"]]
+        self.security = wire_security
+        self.leader = None
+        self.done = threading.Event()
+
+    def run(self):
+        from ansible_collections.metal.kafka.plugins.module_utils import wire
+
+        while not self.done.is_set():
+            for a in self.address:
+                try:
+                    self.leader = wire.describe_quorum(a, 9092, timeout=2.0, security=self.security(a))["leader_id"]
+                    break
+                except Exception:
+                    continue
+            time.sleep(0.3)
+
+
+def test_roll_of_every_node_under_load_loses_nothing(rolling_scenario, cluster, inventory, bootstrap, client_conf,
+                                                      wire_security, tmp_path):
+    before = main_pids(cluster)
+    watch = LeaderWatch(cluster, wire_security)
+    watch.start()
+    work = start_load(bootstrap, client_conf, "all")
+    env = dict(os.environ)
+    env.pop("ANSIBLE_VERBOSITY", None)
+    proc = subprocess.Popen([KAFKA_METAL, "roll", "--all", "--summary-json", str(tmp_path / "summary.json"), "-i",
+                             inventory], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    leader_at_stop = {}
+    by_id = {cluster["node_id"][h]: h for h in cluster["kafka_hosts"]}
+    output = []
+    for line in proc.stdout:
+        output.append(line)
+        if " stop " in line and ": stopping" in line:
+            host = line.split("(")[1].split(")")[0]
+            leader_at_stop[host] = by_id.get(watch.leader)
+    proc.wait(timeout=60)
+    watch.done.set()
+    print("".join(output))
+    report = check_load(work)
+    assert proc.returncode == 0, "".join(output[-20:])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    after = main_pids(cluster)
+    assert all(after[h] != before[h] for h in cluster["hosts"]), "a node was not restarted"
+    order = summary["restarted"]
+    controllers = [h for h in order if h in cluster["controllers"]]
+    assert order[:3] == controllers and order[3:] == [h for h in order if h in cluster["brokers"]]
+    # the leader seen by the watcher when each controller went down: never one of the first two;
+    # the last controller was the leader then (leadership can move while a controller restarts, so
+    # the tool re-reads it before every step)
+    assert all(leader_at_stop[h] != h for h in order[:2]), leader_at_stop
+    assert leader_at_stop[order[2]] == order[2], leader_at_stop
+    assert "is the active controller: restarted last" in "".join(output)
+    assert all(n["clean_shutdown"] for n in summary["nodes"])
+    record("roll-all", summary, report)
+
+
+def test_second_roll_restarts_nothing(rolling_scenario, cluster, inventory):
+    before = main_pids(cluster)
+    proc = kafka_metal("roll", inventory=inventory)
+    assert proc.returncode == 0
+    assert "0 node(s) restarted" in proc.stdout
+    assert main_pids(cluster) == before
+
+
+def test_playbook_rolls_only_the_changed_node_and_is_idempotent(rolling_scenario, cluster, inventory, bootstrap,
+                                                               client_conf):
+    changed = cluster["brokers"][1]
+    set_property_line(cluster, changed, "# rolling test: a changed configuration")
+    before = main_pids(cluster)
+    work = start_load(bootstrap, client_conf, "playbook")
+    proc = playbook("rolling_restart.yml", inventory)
+    check_load(work)
+    assert proc.returncode == 0
+    after = main_pids(cluster)
+    assert [h for h in cluster["hosts"] if after[h] != before[h]] == [changed]
+    again = playbook("rolling_restart.yml", inventory)
+    assert again.returncode == 0
+    recap = again.stdout[again.stdout.rindex("PLAY RECAP"):]
+    assert "changed=1" not in recap and "changed=0" in recap
+    assert main_pids(cluster) == after
+
+
+def test_broker_that_fails_to_start_stops_the_roll_and_nothing_else_is_touched(rolling_scenario, cluster, inventory,
+                                                                              bootstrap, client_conf):
+    broken, later = cluster["brokers"][1], cluster["brokers"][2]
+    bad = "num.network.threads=not-a-number"
+    set_property_line(cluster, broken, bad)
+    set_property_line(cluster, later, "# rolling test: restart me after the broken one")
+    before = main_pids(cluster)
+    try:
+        proc = kafka_metal("roll", "--ready-timeout", "300", inventory=inventory)
+        assert proc.returncode == 2
+        assert f"stopped on {broken} at step 'start'" in proc.stderr
+        after = main_pids(cluster)
+        untouched = [h for h in cluster["hosts"] if h != broken]
+        assert {h: after[h] for h in untouched} == {h: before[h] for h in untouched}
+    finally:
+        set_property_line(cluster, broken, bad, present=False)
+    # repaired: the same command resumes, starts the broken node first, then restarts the one left
+    proc = kafka_metal("roll", inventory=inventory)
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming" in proc.stdout
+    final = main_pids(cluster)
+    assert final[later] != before[later]
+    wait_healthy(bootstrap, client_conf)
+
+
+def test_interrupted_roll_resumes_where_it_stopped(rolling_scenario, cluster, inventory, bootstrap, client_conf):
+    before = main_pids(cluster)
+    work = start_load(bootstrap, client_conf, "resume")
+    env = dict(os.environ)
+    env.pop("ANSIBLE_VERBOSITY", None)
+    proc = subprocess.Popen([KAFKA_METAL, "roll", "--all", "-i", inventory], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    caught_up = 0
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        caught_up += " caught-up " in line
+        if caught_up == 2:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=600)
+    print("".join(lines) + rest)
+    assert proc.returncode == 130
+    middle = main_pids(cluster)
+    first = [h for h in cluster["hosts"] if middle[h] != before[h]]
+    assert 2 <= len(first) < len(cluster["hosts"])
+    again = kafka_metal("roll", "--all", inventory=inventory)
+    check_load(work)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" in again.stdout
+    final = main_pids(cluster)
+    assert all(final[h] != before[h] for h in cluster["hosts"]), "a node was never restarted"
+    # a node the interrupt caught mid-restart is started first; the others it finished are skipped
+    left = {ln.split("(")[-1].split(")")[0] for ln in again.stdout.splitlines()
+            if "left down by the interrupted run; starting" in ln}
+    assert all(final[h] == middle[h] for h in first if h not in left), \
+        "a node restarted by the interrupted run was restarted again"
+
+
+def test_upgrade_to_4_under_load_then_finalize(rolling_scenario, cluster, inventory, bootstrap, client_conf,
+                                               command_config, tmp_path):
+    target = "4.1.1"
+    subprocess.run([KAFKA_METAL, "dist", "build", "--version", target], check=True, capture_output=True)
+    work = start_load(bootstrap, client_conf, "upgrade")
+    proc = kafka_metal("upgrade", "--to", target, "--summary-json", str(tmp_path / "summary.json"),
+                       inventory=inventory, timeout=3000)
+    report = check_load(work)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert sorted(summary["restarted"]) == sorted(cluster["kafka_hosts"])
+    for h in cluster["kafka_hosts"]:
+        t = cluster["testinfra"][h]
+        assert t.check_output("readlink -f /opt/kafka/current") == f"/opt/kafka/kafka_2.13-{target}"
+        pid = t.check_output("systemctl show -p MainPID --value kafka")
+        jars = t.check_output(f"ls -l /proc/{pid}/fd | grep -o '/opt/kafka/kafka_[^/]*' | sort -u")
+        assert jars.split() == [f"/opt/kafka/kafka_2.13-{target}"], jars
+        assert t.file("/opt/kafka/kafka_2.13-3.9.1/libs").is_directory  # the old version stays for a way back
+    record("upgrade", summary, report)
+    # nothing left to do for this version
+    assert "0 node(s) restarted" in kafka_metal("upgrade", "--to", target, "--check", inventory=inventory).stdout
+    broker = cluster["testinfra"][cluster["brokers"][0]]
+    features = (f"/opt/kafka/current/bin/kafka-features.sh --bootstrap-server "
+                f"{cluster['address'][cluster['brokers'][0]]}:9092 {command_config} describe")
+    assert "FinalizedVersionLevel: 3.9" in broker.check_output(features)
+    fin = kafka_metal("upgrade", "--to", target, "--finalize", inventory=inventory)
+    assert fin.returncode == 0, fin.stderr
+    assert "FinalizedVersionLevel: 4.1" in broker.check_output(features)
+    result = smoke.run(bootstrap, messages=2000, extra=client_conf)
+    assert result.ok, result.problems
+
+
+# ---------------------------------------------------------------------------------------------
+# ZooKeeper mode (scenario `zookeeper`, Kafka 3.9.1, secured)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_zookeeper_mode_roll_under_load_through_the_playbook(zookeeper_scenario, cluster, inventory, bootstrap,
+                                                            client_conf, wire_security, tmp_path):
+    from ansible_collections.metal.kafka.plugins.module_utils import wire, zookeeper
+
+    leader = next(h for h in cluster["zookeepers"]
+                  if zookeeper.member_state(cluster["address"][h], 2181).get("mode") == "leader")
+    first = cluster["address"][cluster["brokers"][0]]
+    controller = wire.metadata(first, 9092, security=wire_security(first))["controller_id"]
+    before = main_pids(cluster)
+    work = start_load(bootstrap, client_conf, "zookeeper")
+    progress = tmp_path / "progress.jsonl"
+    proc = playbook("rolling_restart.yml", inventory, "-e", "kafka_roll_all=true", "-e",
+                    f"kafka_roll_progress_file={progress}")
+    report = check_load(work)
+    assert proc.returncode == 0
+    after = main_pids(cluster)
+    assert all(after[h] != before[h] for h in cluster["hosts"])
+    stops = [json.loads(line)["text"].split(":")[0] for line in progress.read_text().splitlines()
+             if json.loads(line)["event"] == "stop"]
+    zk = [s for s in stops if s.startswith("zookeeper ")]
+    assert stops[:3] == zk and zk[-1] == f"zookeeper {leader}", stops
+    by_id = {cluster["node_id"][h]: h for h in cluster["brokers"]}
+    assert stops[-1] == f"broker {controller} ({by_id[controller]})", stops
+    summary = json.loads(next(line for line in progress.read_text().splitlines()
+                              if json.loads(line)["event"] == "done"))["text"]
+    record("zookeeper-roll-all", {"text": summary}, report)
+
+
+def test_zookeeper_mode_refuses_an_upgrade_to_4(zookeeper_scenario, cluster, inventory):
+    before = main_pids(cluster)
+    proc = playbook("rolling_upgrade.yml", inventory, "-e", "kafka_version=4.1.1")
+    assert proc.returncode != 0
+    assert "ZooKeeper" in proc.stdout and "3.9" in proc.stdout
+    cli = kafka_metal("upgrade", "--to", "4.1.1", inventory=inventory)
+    assert cli.returncode != 0 and "nothing was restarted" in cli.stderr
+    assert main_pids(cluster) == before
+    for h in cluster["kafka_hosts"]:
+        assert not cluster["testinfra"][h].file("/opt/kafka/kafka_2.13-4.1.1").exists

@@ -1,0 +1,388 @@
+"""The rolling engine (plugins/module_utils/rolling.py) against a simulated cluster.
+
+The simulation answers the engine's SSH commands (cat, the host probe, systemctl, the version
+switch) and its cluster reads (partitions with ISR, DescribeQuorum, ZooKeeper modes) from one
+model: a node that is stopped leaves every ISR and the quorum, a started node rejoins, the active
+controller moves when it is restarted. What the engine may do to a node is recorded, so the tests
+check the order, the gates and what is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+from ansible_collections.metal.kafka.plugins.module_utils import rolling
+
+
+class SimNode:
+    def __init__(self, name, roles, node_id, zk=False):
+        self.name, self.roles, self.node_id = name, roles, node_id
+        self.running = True
+        self.started = 1000.0
+        self.changed = []
+        self.dist = "kafka_2.13-3.9.1"
+        self.current = "kafka_2.13-3.9.1"
+        self.installed = {"kafka_2.13-3.9.1"}
+        self.fail_start = False
+        self.failed = False
+        self.zk = zk
+        self.zk_mode = "follower"
+
+
+class SimCluster:
+    """3 controllers (ids 1-3) + 3 brokers (4-6) in KRaft, or 3 ZooKeeper + 3 brokers."""
+
+    def __init__(self, mode="kraft", partitions=None, rack=None):
+        self.mode = mode
+        self.clock = 2000.0
+        self.events = []
+        if mode == "kraft":
+            self.nodes = {f"node{i}": SimNode(f"node{i}", ("controller",), i) for i in (1, 2, 3)}
+        else:
+            self.nodes = {f"node{i}": SimNode(f"node{i}", ("zookeeper",), None, zk=True) for i in (1, 2, 3)}
+            self.nodes["node2"].zk_mode = "leader"
+        for i in (4, 5, 6):
+            self.nodes[f"node{i}"] = SimNode(f"node{i}", ("broker",), i)
+        self.rack = rack or {}
+        self.leader = 2  # active controller (KRaft) / controller broker (ZooKeeper mode: 5)
+        self.controller_broker = 5
+        self.parts = partitions if partitions is not None else [
+            {"topic": "t", "partition": p, "replicas": [4 + (p + k) % 3 for k in range(3)], "min_isr": 2}
+            for p in range(6)]
+
+    # -- model ----------------------------------------------------------------
+    def by_id(self, node_id):
+        return next(n for n in self.nodes.values() if n.node_id == node_id)
+
+    def partitions(self):
+        out = []
+        for p in self.parts:
+            isr = [r for r in p["replicas"] if self.by_id(r).running]
+            out.append({**p, "isr": isr, "leader": isr[0] if isr else -1})
+        return out
+
+    def quorum(self):
+        voters = []
+        for i in (1, 2, 3):
+            n = self.by_id(i)
+            voters.append({"id": i, "log_end_offset": 100 if n.running else 50,
+                           "last_caught_up_timestamp": 10_000 if n.running else 0})
+        return {"leader_id": self.leader if self.by_id(self.leader).running else -1, "voters": voters,
+                "now_ms": 10_000}
+
+    def hosts(self):
+        out = []
+        for name, n in self.nodes.items():
+            group = "kafka_controllers" if "controller" in n.roles else "kafka_brokers"
+            groups = ["zookeeper"] if n.zk else [group]
+            out.append(rolling.Host(name=name, address=f"10.0.0.{name[-1]}", groups=groups))
+        return out
+
+    # -- SSH ------------------------------------------------------------------
+    def server_properties(self, n):
+        if self.mode == "zookeeper":
+            props = {"broker.id": str(n.node_id), "zookeeper.connect": "node1:2181/kafka",
+                     "log.dirs": "/var/lib/kafka/data", "listeners": "CLIENT://:9092,INTERNAL://:9091",
+                     "advertised.listeners": f"CLIENT://10.0.0.{n.name[-1]}:9092,INTERNAL://10.0.0.{n.name[-1]}:9091",
+                     "inter.broker.listener.name": "INTERNAL"}
+        else:
+            props = {"process.roles": ",".join(n.roles), "node.id": str(n.node_id),
+                     "controller.listener.names": "CONTROLLER",
+                     "listener.security.protocol.map": "CLIENT:SASL_SSL,INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL"}
+            if "broker" in n.roles:
+                props.update({"log.dirs": "/var/lib/kafka/data", "listeners": "CLIENT://:9092,INTERNAL://:9091",
+                              "advertised.listeners": f"CLIENT://10.0.0.{n.name[-1]}:9092,"
+                                                      f"INTERNAL://10.0.0.{n.name[-1]}:9091",
+                              "inter.broker.listener.name": "INTERNAL"})
+            else:
+                props.update({"listeners": "CONTROLLER://:9093"})
+        if n.node_id in self.rack:
+            props["broker.rack"] = self.rack[n.node_id]
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def run(self, host, command, timeout=120, stdin=None):
+        n = self.nodes[host.name]
+        if command.startswith("cat "):
+            path = shlex.split(command)[1]
+            if path.endswith("server.properties") and not n.zk:
+                return 0, self.server_properties(n), ""
+            if path.endswith("admin.properties") and not n.zk:
+                return 0, ('security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n'
+                           'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required '
+                           'username="admin" password="s3cret-pass-word";\n'
+                           'ssl.truststore.location=/etc/kafka/tls/truststore.pem\n'), ""
+            if path.endswith("truststore.pem"):
+                return 0, "-----BEGIN CERTIFICATE-----\n", ""
+            if path.endswith("zoo.cfg") and n.zk:
+                return 0, "clientPort=2181\ndataDir=/var/lib/zookeeper/data\n", ""
+            return 1, "", "No such file"
+        if command.startswith("python3 -c "):
+            args = json.loads(shlex.split(command)[3])
+            unit = {"ActiveState": "active" if n.running else ("failed" if n.failed else "inactive"),
+                    "SubState": "running" if n.running else "dead", "Result": "success", "NRestarts": "0",
+                    "LoadState": "loaded", "NeedDaemonReload": "no"}
+            return 0, json.dumps({
+                "unit": unit, "started": n.started if n.running else None,
+                "changed": list(n.changed) if n.running else [], "running": [n.dist] if n.running and not n.zk else [],
+                "current": n.current, "clean": {d: True for d in args["log_dirs"]},
+                "installed": {d: d in n.installed for d in args["dists"]}}), ""
+        if command.startswith("systemctl stop"):
+            self.events.append(("stop", host.name))
+            n.running = False
+            if not n.zk and "controller" in n.roles and self.leader == n.node_id:
+                self.leader = next(i for i in (1, 2, 3) if i != n.node_id and self.by_id(i).running)
+            if n.zk and n.zk_mode == "leader":
+                n.zk_mode = "follower"
+                next(m for m in self.nodes.values() if m.zk and m.running).zk_mode = "leader"
+            return 0, "", ""
+        if command.startswith("systemctl start"):
+            self.events.append(("start", host.name))
+            if n.fail_start:
+                n.failed = True
+                return 0, "", ""
+            n.running = True
+            n.failed = False
+            self.clock += 10
+            n.started = self.clock
+            n.changed = []
+            n.dist = n.current
+            return 0, "", ""
+        if command.startswith("test -f"):
+            target = shlex.split(command)[2].rsplit("/", 2)[-2]
+            if target not in n.installed:
+                return 1, "", ""
+            n.current = target
+            self.events.append(("switch", host.name))
+            return 0, "", ""
+        if command.startswith("journalctl"):
+            return 0, "ERROR invalid value for num.network.threads\n", ""
+        raise AssertionError(f"unexpected command {command!r}")
+
+    def close(self):
+        pass
+
+
+class SimView:
+    def __init__(self, sim):
+        self.sim = sim
+
+    def __call__(self, nodes, admin_conf):
+        self.admin_conf = admin_conf
+        return self
+
+    def partitions(self):
+        return self.sim.partitions()
+
+    def quorum(self):
+        return self.sim.quorum()
+
+    def zookeeper(self):
+        members = [{"host": n.name, "mode": n.zk_mode if n.running else "down"} for n in self.sim.nodes.values()
+                   if n.zk]
+        return {"members": members, "controller_id": self.sim.controller_broker}
+
+    def broker_alive(self, node):
+        return self.sim.nodes[node.name].running
+
+    def elect_preferred(self, broker_id, partitions):
+        return 0
+
+
+def roller(sim, **opts):
+    events = []
+    r = rolling.Roller(sim.hosts(), rolling.Options(gate_timeout=5, **opts), sim,
+                       report=lambda e, text="", **f: events.append((e, text)), sleep=lambda s: None,
+                       view_factory=SimView(sim))
+    r.progress = events
+    r.ready = lambda node: (sim.nodes[node.name].running, "sim")
+    return r
+
+
+def restarted(sim):
+    return [name for ev, name in sim.events if ev == "stop"]
+
+
+def test_forced_roll_restarts_standby_controllers_then_active_then_brokers():
+    sim = SimCluster()
+    summary = roller(sim, force=True).run()
+    assert restarted(sim) == ["node1", "node3", "node2", "node4", "node5", "node6"]
+    assert [n.action for n in summary.nodes] == ["restarted"] * 6
+    assert summary.failed is None
+
+
+def test_active_controller_is_reread_before_every_step():
+    sim = SimCluster()
+    sim.leader = 1
+    r = roller(sim, force=True)
+    original = sim.run
+
+    def run(host, command, **kw):
+        # leadership moves to node3 while node2 restarts: node3 must now go last
+        if command.startswith("systemctl start") and host.name == "node2":
+            sim.leader = 3
+        return original(host, command, **kw)
+
+    sim.run = run
+    r.remote = sim
+    r.run()
+    assert restarted(sim)[:3] == ["node2", "node1", "node3"]
+
+
+def test_only_changed_nodes_are_restarted_and_a_second_run_restarts_nothing():
+    sim = SimCluster()
+    sim.nodes["node5"].changed = ["/etc/kafka/server.properties"]
+    summary = roller(sim).run()
+    assert restarted(sim) == ["node5"]
+    assert {n.name: n.action for n in summary.nodes}["node1"] == "skipped"
+    sim.events.clear()
+    assert roller(sim).run().restarted == []
+    assert restarted(sim) == []
+
+
+def test_check_mode_reports_and_restarts_nothing():
+    sim = SimCluster()
+    sim.nodes["node4"].changed = ["/etc/kafka/tls/keystore.pem"]
+    summary = roller(sim, check_mode=True).run()
+    assert sim.events == []
+    assert [(n.name, n.action) for n in summary.nodes if n.action != "skipped"] == [("node4", "would restart")]
+    assert "keystore.pem" in summary.nodes[-1].reason
+
+
+def test_preflight_refuses_when_a_broker_is_down_and_touches_nothing():
+    sim = SimCluster()
+    sim.nodes["node6"].running = False
+    with pytest.raises(rolling.RollError) as err:
+        roller(sim, force=True).run()
+    assert err.value.step == "preflight"
+    assert "node6" in str(err.value) and "under-replicated" in str(err.value)
+    assert sim.events == []
+
+
+def test_force_unsafe_starts_despite_preflight_but_gates_still_hold():
+    sim = SimCluster()
+    sim.nodes["node6"].running = False
+    r = roller(sim, force=True, ignore_preflight=True)
+    with pytest.raises(rolling.RollError) as err:
+        r.run()
+    # controllers roll; broker 4 may not go down while 6 is down (partitions would drop to 1 in sync)
+    assert err.value.step == "gate" and err.value.host == "node4"
+    assert restarted(sim) == ["node1", "node3", "node2"]
+    assert any("PREFLIGHT FAILED AND OVERRIDDEN" in text for _, text in r.progress)
+
+
+def test_failed_start_stops_the_roll_names_host_and_step_and_resume_starts_it_first(tmp_path):
+    sim = SimCluster()
+    state = str(tmp_path / "roll.json")
+    for name in ("node4", "node5", "node6"):
+        sim.nodes[name].changed = ["/etc/kafka/server.properties"]
+    sim.nodes["node5"].fail_start = True
+    with pytest.raises(rolling.RollError) as err:
+        roller(sim, state_file=state).run()
+    assert (err.value.host, err.value.step) == ("node5", "start")
+    assert "num.network.threads" in str(err.value)
+    assert restarted(sim) == ["node4", "node5"]  # node6 untouched
+    assert json.loads(open(state).read())["pending"] == ["node5"]
+    # the operator repairs node5's configuration and runs the roll again
+    sim.nodes["node5"].fail_start = False
+    sim.events.clear()
+    summary = roller(sim, state_file=state).run()
+    assert sim.events[0] == ("start", "node5")  # left down: started first, without a gate
+    assert restarted(sim) == ["node6"]
+    assert summary.resumed
+    assert not (tmp_path / "roll.json").exists()
+
+
+def test_interrupted_forced_roll_resumes_without_restarting_finished_nodes(tmp_path):
+    sim = SimCluster()
+    state = str(tmp_path / "roll.json")
+    r = roller(sim, force=True, state_file=state)
+    original = sim.run
+
+    def run(host, command, **kw):
+        if command.startswith("systemctl stop") and host.name == "node4":
+            raise KeyboardInterrupt
+        return original(host, command, **kw)
+
+    sim.run = run
+    r.remote = sim
+    with pytest.raises(KeyboardInterrupt):
+        r.run()
+    assert restarted(sim) == ["node1", "node3", "node2"]
+    sim.run = original
+    sim.events.clear()
+    summary = roller(sim, force=True, state_file=state).run()
+    assert restarted(sim) == ["node4", "node5", "node6"]
+    assert summary.resumed
+    assert sorted(n.name for n in summary.nodes if n.action == "skipped") == ["node1", "node2", "node3"]
+
+
+def test_upgrade_switches_each_node_after_its_stop_and_skips_nodes_on_target():
+    sim = SimCluster()
+    for n in sim.nodes.values():
+        n.installed.add("kafka_2.13-4.1.1")
+    sim.nodes["node1"].current = sim.nodes["node1"].dist = "kafka_2.13-4.1.1"
+    summary = roller(sim, to_version="4.1.1").run()
+    assert restarted(sim) == ["node3", "node2", "node4", "node5", "node6"]
+    for name in ("node2", "node5"):
+        i = sim.events.index(("stop", name))
+        assert sim.events[i:i + 3] == [("stop", name), ("switch", name), ("start", name)]
+    assert all(n.dist == "kafka_2.13-4.1.1" for n in sim.nodes.values())
+    assert summary.kind == "upgrade"
+    assert roller(sim, to_version="4.1.1").run().restarted == []
+
+
+def test_upgrade_refuses_a_version_that_is_not_installed_everywhere():
+    sim = SimCluster()
+    sim.nodes["node4"].installed.add("kafka_2.13-4.1.1")
+    with pytest.raises(rolling.RollError) as err:
+        roller(sim, to_version="4.1.1").run()
+    assert "not installed on node1, node2, node3, node5, node6" in str(err.value)
+    assert sim.events == []
+
+
+def test_zookeeper_mode_refuses_kafka_4_and_rolls_leader_and_controller_broker_last():
+    sim = SimCluster(mode="zookeeper")
+    with pytest.raises(rolling.RollError) as err:
+        roller(sim, to_version="4.1.1").run()
+    assert "ZooKeeper mode" in str(err.value) and "4.1.1" in str(err.value)
+    assert sim.events == []
+    roller(sim, force=True).run()
+    assert restarted(sim) == ["node1", "node3", "node2", "node4", "node6", "node5"]
+
+
+def test_batches_by_rack_restart_a_rack_at_a_time_when_proven_safe():
+    # 6 brokers in 3 racks, every partition has one replica per rack: a rack may go down at once
+    sim = SimCluster()
+    for i in (1, 2, 3):
+        sim.nodes[f"node{i}"].roles = ("controller",)
+    for i in (7, 8, 9):
+        sim.nodes[f"node{i}"] = SimNode(f"node{i}", ("broker",), i)
+    sim.rack = {4: "a", 7: "a", 5: "b", 8: "b", 6: "c", 9: "c"}
+    sim.parts = [{"topic": "t", "partition": p, "replicas": [(4, 7)[p % 2], (5, 8)[p % 2], (6, 9)[p % 2]],
+                  "min_isr": 2} for p in range(8)]
+    r = roller(sim, force=True, batch_size=3)
+    r.run()
+    stops = restarted(sim)
+    assert stops[:3] == ["node1", "node3", "node2"]
+    assert [set(stops[3:5]), set(stops[5:7]), set(stops[7:9])] == [{"node4", "node7"}, {"node5", "node8"},
+                                                                   {"node6", "node9"}]
+    assert any(e == "plan" and "rack a" in t for e, t in r.progress)
+
+
+def test_summary_figures_and_secrets_stay_out_of_the_output():
+    sim = SimCluster()
+    r = roller(sim, force=True)
+    summary = r.run()
+    text = summary.text() + json.dumps(summary.as_dict()) + json.dumps(r.progress)
+    assert "s3cret-pass-word" not in text
+    d = summary.as_dict()
+    assert d["restarted"] == [f"node{i}" for i in (1, 3, 2, 4, 5, 6)]
+    assert d["work_s"] >= 0 and "overhead" in d
+
+
+def test_jaas_and_listener_parsing():
+    assert rolling.jaas_credentials('x required username="a\\"b" password="p w";') == ('a\\"b', "p w")
+    assert rolling.listeners("CLIENT://h1:9092, INTERNAL://[::1]:9091") == {"CLIENT": ("h1", 9092),
+                                                                             "INTERNAL": ("::1", 9091)}
