@@ -307,7 +307,8 @@ class Options:
     config_dir: str = "/etc/kafka"
     zookeeper_config_dir: str = "/etc/zookeeper"
     install_root: str = "/opt/kafka"
-    state_file: str | None = None  # forced rolls: where the baseline for resuming is kept
+    state_file: str | None = None  # where an unfinished roll is remembered, to resume it
+    resume_max_age: float = 12 * 3600.0  # an unfinished roll older than this is not resumed
     check_mode: bool = False  # plan only: preflight and what would be restarted
 
 
@@ -324,6 +325,7 @@ class NodeResult:
     clean_shutdown: bool | None = None
     from_dist: str | None = None
     to_dist: str | None = None
+    started_ms: int = 0
 
     @property
     def work_s(self):
@@ -470,6 +472,15 @@ class ClusterView:
                 continue
         return -1
 
+    def cluster_id(self):
+        for n in self.brokers:
+            host, port, security = n.probe
+            try:
+                return wire.metadata(host, port, timeout=5.0, security=security)["cluster_id"]
+            except (OSError, wire.ProbeError):
+                continue
+        return None
+
     def broker_alive(self, node):
         host, port, security = node.probe
         md = wire.metadata(host, port, timeout=5.0, security=security)
@@ -482,8 +493,8 @@ class ClusterView:
                 if p["replicas"] and p["replicas"][0] == broker_id and p["leader"] != broker_id]
         if not mine:
             return 0
-        result = self.admin.elect_leaders(ElectionType.PREFERRED, mine, request_timeout=self.timeout,
-                                          operation_timeout=self.timeout).result(timeout=self.timeout * 2)
+        # (confluent-kafka 2.16 rejects its documented timeout keywords here; result() bounds the wait)
+        result = self.admin.elect_leaders(ElectionType.PREFERRED, mine).result(timeout=self.timeout * 2)
         return sum(1 for err in result.values() if err is None)
 
     def close(self):
@@ -525,6 +536,7 @@ class Roller:
         self.mode = None
         self.summary = Summary(kind="upgrade" if options.to_version else "restart")
         self.state = {}
+        self.cluster_id = None
         self._tmp = None
 
     # -- reporting --------------------------------------------------------
@@ -561,6 +573,10 @@ class Roller:
         for host in self.hosts:
             if "zookeeper" in host.groups and not ({"kafka_brokers", "kafka_controllers"} & set(host.groups)):
                 text = self._read(host, f"{self.o.zookeeper_config_dir}/zoo.cfg")
+                if text is None and self.o.limit and host.name not in self.o.limit:
+                    self.summary.warnings.append(f"{host.name}: no zoo.cfg yet; left out")
+                    self.say("warning", self.summary.warnings[-1])
+                    continue
                 if text is None:
                     raise RollError(host.name, "discover", f"cannot read {self.o.zookeeper_config_dir}/zoo.cfg: is "
                                                            "ZooKeeper installed by kafka-metal on this host?")
@@ -568,6 +584,11 @@ class Roller:
                                                  self.o.install_root))
                 continue
             server_text = self._read(host, f"{self.o.config_dir}/server.properties")
+            if server_text is None and self.o.limit and host.name not in self.o.limit:
+                # a host being added to the cluster: not set up yet, so not part of this roll
+                self.summary.warnings.append(f"{host.name}: no {self.o.config_dir}/server.properties yet; left out")
+                self.say("warning", self.summary.warnings[-1])
+                continue
             if server_text is None:
                 raise RollError(host.name, "discover", f"cannot read {self.o.config_dir}/server.properties: is Kafka "
                                                        "installed by kafka-metal on this host (run site.yml first)?")
@@ -607,6 +628,10 @@ class Roller:
         if conf["security.protocol"] in ("ssl", "sasl_ssl"):
             conf["ssl.ca.location"] = os.path.join(self._tmp, "ca.pem")
         self.view = self.view_factory(self.nodes, conf)
+        try:
+            self.cluster_id = self.view.cluster_id()
+        except Exception:  # only used to tell one cluster's unfinished roll from another's
+            self.cluster_id = None
         ids = [n.node_id for n in self.nodes if n.kind == "kafka"]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
@@ -618,7 +643,7 @@ class Roller:
 
     def _state_key(self):
         return {"kind": self.summary.kind, "to": self.o.to_version, "force": bool(self.o.force),
-                "hosts": sorted(n.name for n in self.nodes)}
+                "hosts": sorted(n.name for n in self.nodes), "cluster_id": self.cluster_id}
 
     def _load_state(self):
         """The unfinished run of the same roll (same kind, target, force and hosts), else None."""
@@ -630,7 +655,14 @@ class Roller:
                 saved = json.load(fh)
         except (OSError, ValueError):
             return None
-        return saved if saved.get("key") == self._state_key() else None
+        if saved.get("key") != self._state_key():
+            return None
+        age = time.time() - float(saved.get("saved_at") or 0)
+        if age > self.o.resume_max_age:
+            self.say("resume", f"ignoring an unfinished roll of {age / 3600:.1f} h ago (older than "
+                               f"{self.o.resume_max_age / 3600:g} h): starting afresh")
+            return None
+        return saved
 
     def _save_state(self):
         path = self.o.state_file
@@ -638,6 +670,7 @@ class Roller:
             return
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.state["saved_at"] = time.time()
         with os.fdopen(fd, "w") as fh:
             json.dump(self.state, fh)
 
@@ -754,6 +787,7 @@ class Roller:
     def start(self, node, result):
         self.say("start", f"{node.label}: starting")
         t = self.clock()
+        result.started_ms = int(time.time() * 1000)
         self._run(node.host, f"systemctl start {node.unit}", "start")
         last_note = t
         restarts_before = None
@@ -803,8 +837,9 @@ class Roller:
         except (OSError, wire.ProbeError, zookeeper.ZooKeeperError) as exc:
             return False, f"not answering yet ({type(exc).__name__})"
 
-    def catch_up(self, node, result):
-        """Brokers: back in the ISR of every partition they host. Controllers: caught up with the quorum."""
+    def catch_up(self, node, result, started_ms=0):
+        """Brokers: back in the ISR of every partition they host. Controllers: caught up with the quorum
+        since ``started_ms`` (wall clock, when it was started)."""
         t = self.clock()
         last_note = t
         while True:
@@ -821,6 +856,11 @@ class Roller:
                         if voter is not None:
                             ok, detail = roll.voter_state(q, voter, max_lag_ms=self.o.max_lag_ms,
                                                           max_lag_offsets=self.o.max_lag_offsets)
+                            # caught up *since it restarted*: the leader's last record of it must be
+                            # newer than the restart (a stale timestamp from before looks recent)
+                            stamp = int(voter.get("last_caught_up_timestamp") or -1)
+                            if node.node_id != q.get("leader_id") and stamp < started_ms:
+                                ok, detail = False, f"voter {node.node_id} (not caught up since its restart)"
                             if not ok:
                                 waiting = f"{detail} not caught up with the quorum"
                     if waiting is None and "broker" in node.roles:
@@ -872,7 +912,7 @@ class Roller:
                 self.switch(n)
             self.start(n, results[n.name])
         for n in nodes:
-            self.catch_up(n, results[n.name])
+            self.catch_up(n, results[n.name], results[n.name].started_ms)
             self.elect(n)
             state = self.probe_host(n)
             results[n.name].to_dist = (state["running"] or [None])[0]
@@ -904,9 +944,10 @@ class Roller:
             return self._run_roll(t0)
         except RollError as exc:
             self.summary.failed = str(exc)
-            self.summary.total_s = self.clock() - t0
             raise
         finally:
+            if not self.summary.total_s:
+                self.summary.total_s = self.clock() - t0
             if self._tmp:
                 for f in os.listdir(self._tmp):
                     os.unlink(os.path.join(self._tmp, f))
@@ -940,7 +981,7 @@ class Roller:
                 if self.o.to_version and n.kind == "kafka":
                     self.switch(n)
                 self.start(n, result)
-                self.catch_up(n, result)
+                self.catch_up(n, result, result.started_ms)
                 self.summary.nodes.append(result)
                 states[n.name] = self.probe_host(n, [target] if target else [])
             self.state["pending"] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 
 import pytest
 from ansible_collections.metal.kafka.plugins.module_utils import rolling
@@ -64,13 +65,14 @@ class SimCluster:
         return out
 
     def quorum(self):
+        now = int(time.time() * 1000)
         voters = []
         for i in (1, 2, 3):
             n = self.by_id(i)
             voters.append({"id": i, "log_end_offset": 100 if n.running else 50,
-                           "last_caught_up_timestamp": 10_000 if n.running else 0})
+                           "last_caught_up_timestamp": now + 1 if n.running else 0})
         return {"leader_id": self.leader if self.by_id(self.leader).running else -1, "voters": voters,
-                "now_ms": 10_000}
+                "now_ms": now + 1}
 
     def hosts(self):
         out = []
@@ -186,6 +188,9 @@ class SimView:
     def broker_alive(self, node):
         return self.sim.nodes[node.name].running
 
+    def cluster_id(self):
+        return "sim-cluster"
+
     def elect_preferred(self, broker_id, partitions):
         return 0
 
@@ -198,6 +203,26 @@ def roller(sim, **opts):
     r.progress = events
     r.ready = lambda node: (sim.nodes[node.name].running, "sim")
     return r
+
+
+def test_a_restarted_controller_is_caught_up_only_once_the_leader_saw_it_since_its_restart():
+    sim = SimCluster()
+    r = roller(sim)
+    node = next(n for n in [rolling.kafka_node(h, {"process.roles": "controller", "node.id": "1",
+                                                   "controller.listener.names": "CONTROLLER",
+                                                   "listeners": "CONTROLLER://:9093"}, {}, None)
+                            for h in sim.hosts() if h.name == "node1"])
+    r.view = SimView(sim)
+    r.mode = "kraft"
+    r.o.isr_timeout = 3
+    stale = int(time.time() * 1000) - 5000  # caught up 5 s ago: recent, but from before the restart
+    sim.quorum = lambda: {"leader_id": 2, "now_ms": stale + 5000, "voters": [
+        {"id": i, "log_end_offset": 100, "last_caught_up_timestamp": stale} for i in (1, 2, 3)]}
+    clock = iter(range(0, 100))
+    r.clock = lambda: next(clock)
+    with pytest.raises(rolling.RollError) as err:
+        r.catch_up(node, rolling.NodeResult("node1", "controller 1", "restarted"), started_ms=stale + 1000)
+    assert "not caught up since its restart" in str(err.value)
 
 
 def restarted(sim):
@@ -318,6 +343,20 @@ def test_interrupted_forced_roll_resumes_without_restarting_finished_nodes(tmp_p
     assert sorted(n.name for n in summary.nodes if n.action == "skipped") == ["node1", "node2", "node3"]
 
 
+def test_an_old_or_foreign_unfinished_roll_is_not_resumed(tmp_path):
+    sim = SimCluster()
+    state = tmp_path / "roll.json"
+    for age, cluster_id in ((13 * 3600, "sim-cluster"), (0, "another-cluster")):
+        key = {"kind": "restart", "to": None, "force": True, "hosts": sorted(sim.nodes), "cluster_id": cluster_id}
+        # a baseline that would make every node look restarted already
+        state.write_text(json.dumps({"key": key, "baseline": {n: 1.0 for n in sim.nodes}, "pending": [],
+                                     "saved_at": time.time() - age}))
+        sim.events.clear()
+        summary = roller(sim, force=True, state_file=str(state)).run()
+        assert not summary.resumed
+        assert len(restarted(sim)) == 6
+
+
 def test_upgrade_switches_each_node_after_its_stop_and_skips_nodes_on_target():
     sim = SimCluster()
     for n in sim.nodes.values():
@@ -386,3 +425,41 @@ def test_jaas_and_listener_parsing():
     assert rolling.jaas_credentials('x required username="a\\"b" password="p w";') == ('a\\"b', "p w")
     assert rolling.listeners("CLIENT://h1:9092, INTERNAL://[::1]:9091") == {"CLIENT": ("h1", 9092),
                                                                              "INTERNAL": ("::1", 9091)}
+
+
+def test_roll_hosts_filter_takes_connection_and_cluster_groups_from_hostvars():
+    from ansible_collections.metal.kafka.plugins.filter.kafka import kafka_known_hosts, kafka_roll_hosts
+
+    hostvars = {
+        "node1": {"ansible_host": "10.0.0.1", "ansible_private_key_file": "/k", "ansible_user": "ops",
+                  "group_names": ["kafka_controllers", "dc1"]},
+        "node4": {"group_names": ["kafka_brokers"], "ansible_port": "2222"},
+    }
+    assert kafka_roll_hosts(["node1", "node4"], hostvars) == [
+        {"name": "node1", "address": "10.0.0.1", "groups": ["kafka_controllers"], "port": 22, "user": "ops",
+         "key_file": "/k"},
+        {"name": "node4", "address": "node4", "groups": ["kafka_brokers"], "port": 2222, "user": "root"}]
+    assert kafka_known_hosts("-o UserKnownHostsFile=/lab/known_hosts -o StrictHostKeyChecking=yes") == \
+        "/lab/known_hosts"
+    assert kafka_known_hosts("") == "~/.ssh/known_hosts"
+
+
+def test_a_host_being_added_is_left_out_only_when_the_roll_is_limited_to_others():
+    sim = SimCluster()
+    original = sim.run
+
+    def run(host, command, **kw):
+        if host.name == "node6" and command.startswith("cat "):
+            return 1, "", "No such file"
+        return original(host, command, **kw)
+
+    sim.run = run
+    sim.nodes["node6"].running = False
+    sim.parts = [{"topic": "t", "partition": 0, "replicas": [4, 5], "min_isr": 1}]
+    sim.nodes["node4"].changed = ["/etc/kafka/server.properties"]
+    summary = roller(sim, limit=["node4"]).run()
+    assert summary.restarted[0].name == "node4"
+    assert any("node6" in w for w in summary.warnings)
+    with pytest.raises(rolling.RollError) as err:
+        roller(sim).run()
+    assert err.value.host == "node6" and "server.properties" in str(err.value)

@@ -169,43 +169,66 @@ class LeaderWatch(threading.Thread):
             time.sleep(0.3)
 
 
-def test_roll_of_every_node_under_load_loses_nothing(rolling_scenario, cluster, inventory, bootstrap, client_conf,
-                                                      wire_security, tmp_path):
+def _roll_streaming(args, inventory, cluster, watch, interrupt_after=None):
+    """Run `kafka-metal roll ARGS`, noting which node the watcher saw as leader when each one was stopped;
+    with ``interrupt_after=N``, send SIGINT (Ctrl-C) once N nodes have caught up."""
+    env = dict(os.environ)
+    env.pop("ANSIBLE_VERBOSITY", None)
+    proc = subprocess.Popen([KAFKA_METAL, "roll", *args, "-i", inventory], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    by_id = {cluster["node_id"][h]: h for h in cluster["kafka_hosts"]}
+    stops, output, caught_up = [], [], 0
+    for line in proc.stdout:
+        output.append(line)
+        if "] stop " in line and ": stopping" in line:
+            host = line.split("(")[1].split(")")[0]
+            stops.append((host, by_id.get(watch.leader)))
+        caught_up += "] caught-up " in line
+        if interrupt_after and caught_up == interrupt_after:
+            proc.send_signal(signal.SIGINT)
+            interrupt_after = None
+    proc.wait(timeout=600)
+    print("".join(output))
+    return proc.returncode, "".join(output), stops
+
+
+def test_roll_of_every_node_under_load_interrupted_and_resumed(rolling_scenario, cluster, inventory, bootstrap,
+                                                               client_conf, wire_security, tmp_path):
+    """`kafka-metal roll --all` under load, interrupted (Ctrl-C) after two nodes, then run again: it
+    resumes, every node is restarted once, controllers first with the active one last, then brokers."""
     before = main_pids(cluster)
     watch = LeaderWatch(cluster, wire_security)
     watch.start()
     work = start_load(bootstrap, client_conf, "all")
-    env = dict(os.environ)
-    env.pop("ANSIBLE_VERBOSITY", None)
-    proc = subprocess.Popen([KAFKA_METAL, "roll", "--all", "--summary-json", str(tmp_path / "summary.json"), "-i",
-                             inventory], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    leader_at_stop = {}
-    by_id = {cluster["node_id"][h]: h for h in cluster["kafka_hosts"]}
-    output = []
-    for line in proc.stdout:
-        output.append(line)
-        if " stop " in line and ": stopping" in line:
-            host = line.split("(")[1].split(")")[0]
-            leader_at_stop[host] = by_id.get(watch.leader)
-    proc.wait(timeout=60)
+    rc, out1, stops1 = _roll_streaming(["--all"], inventory, cluster, watch, interrupt_after=2)
+    assert rc == 130 and "run the same command again to resume" in out1
+    middle = main_pids(cluster)
+    first = [h for h in cluster["hosts"] if middle[h] != before[h]]
+    assert 2 <= len(first) < len(cluster["hosts"])
+    summary_file = tmp_path / "summary.json"
+    rc, out2, stops2 = _roll_streaming(["--all", "--summary-json", str(summary_file)], inventory, cluster, watch)
     watch.done.set()
-    print("".join(output))
     report = check_load(work)
-    assert proc.returncode == 0, "".join(output[-20:])
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    after = main_pids(cluster)
-    assert all(after[h] != before[h] for h in cluster["hosts"]), "a node was not restarted"
-    order = summary["restarted"]
-    controllers = [h for h in order if h in cluster["controllers"]]
-    assert order[:3] == controllers and order[3:] == [h for h in order if h in cluster["brokers"]]
-    # the leader seen by the watcher when each controller went down: never one of the first two;
-    # the last controller was the leader then (leadership can move while a controller restarts, so
-    # the tool re-reads it before every step)
-    assert all(leader_at_stop[h] != h for h in order[:2]), leader_at_stop
-    assert leader_at_stop[order[2]] == order[2], leader_at_stop
-    assert "is the active controller: restarted last" in "".join(output)
-    assert all(n["clean_shutdown"] for n in summary["nodes"])
-    record("roll-all", summary, report)
+    assert rc == 0, out2[-3000:]
+    assert "resuming" in out2
+    final = main_pids(cluster)
+    assert all(final[h] != before[h] for h in cluster["hosts"]), "a node was never restarted"
+    # a node the interrupt caught mid-restart is started first; those the first run finished are skipped
+    left = {ln.split("(")[-1].split(")")[0] for ln in out2.splitlines()
+            if "left down by the interrupted run; starting" in ln}
+    assert all(final[h] == middle[h] for h in first if h not in left), \
+        "a node restarted by the interrupted run was restarted again"
+    stops = stops1 + stops2
+    order = [h for h, _ in stops]
+    assert len(order) == len(set(order)) == len(cluster["kafka_hosts"]), order
+    assert set(order[:3]) == set(cluster["controllers"]) and set(order[3:]) == set(cluster["brokers"]), order
+    # the leader the watcher saw when each controller went down: never the first two; the last one was
+    # the leader itself (leadership can move while a controller restarts: the tool re-reads it each step)
+    assert all(leader != host for host, leader in stops[:2]), stops
+    assert stops[2][1] == stops[2][0], stops
+    assert all(n["clean_shutdown"] for n in json.loads(summary_file.read_text())["nodes"]
+               if n["action"] == "restarted")
+    record("roll-all-resumed", json.loads(summary_file.read_text()), report)
 
 
 def test_second_roll_restarts_nothing(rolling_scenario, cluster, inventory):
@@ -257,40 +280,6 @@ def test_broker_that_fails_to_start_stops_the_roll_and_nothing_else_is_touched(r
     final = main_pids(cluster)
     assert final[later] != before[later]
     wait_healthy(bootstrap, client_conf)
-
-
-def test_interrupted_roll_resumes_where_it_stopped(rolling_scenario, cluster, inventory, bootstrap, client_conf):
-    before = main_pids(cluster)
-    work = start_load(bootstrap, client_conf, "resume")
-    env = dict(os.environ)
-    env.pop("ANSIBLE_VERBOSITY", None)
-    proc = subprocess.Popen([KAFKA_METAL, "roll", "--all", "-i", inventory], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
-    caught_up = 0
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        caught_up += " caught-up " in line
-        if caught_up == 2:
-            proc.send_signal(signal.SIGINT)
-            break
-    rest, _ = proc.communicate(timeout=600)
-    print("".join(lines) + rest)
-    assert proc.returncode == 130
-    middle = main_pids(cluster)
-    first = [h for h in cluster["hosts"] if middle[h] != before[h]]
-    assert 2 <= len(first) < len(cluster["hosts"])
-    again = kafka_metal("roll", "--all", inventory=inventory)
-    check_load(work)
-    assert again.returncode == 0, again.stderr
-    assert "resuming" in again.stdout
-    final = main_pids(cluster)
-    assert all(final[h] != before[h] for h in cluster["hosts"]), "a node was never restarted"
-    # a node the interrupt caught mid-restart is started first; the others it finished are skipped
-    left = {ln.split("(")[-1].split(")")[0] for ln in again.stdout.splitlines()
-            if "left down by the interrupted run; starting" in ln}
-    assert all(final[h] == middle[h] for h in first if h not in left), \
-        "a node restarted by the interrupted run was restarted again"
 
 
 def test_upgrade_to_4_under_load_then_finalize(rolling_scenario, cluster, inventory, bootstrap, client_conf,
