@@ -1017,8 +1017,8 @@ class Roller:
             text = "; ".join(problems[:10]) + (f" (+{len(problems) - 10} more)" if len(problems) > 10 else "")
             if not self.o.ignore_preflight:
                 raise RollError(None, "preflight", f"the cluster is not healthy, nothing was restarted: {text}. Fix "
-                                                   "it and run again, or use --force-unsafe if you accept the risk")
-            self.say("warning", f"PREFLIGHT FAILED AND OVERRIDDEN (--force-unsafe): {text}")
+                                                   "it and run again, or use --force if you accept the risk")
+            self.say("warning", f"PREFLIGHT FAILED AND OVERRIDDEN (--force): {text}")
         else:
             self.say("preflight", f"preflight passed: {len(partitions)} partitions healthy"
                      + (", quorum has a leader and a caught-up majority" if self.mode == "kraft" else

@@ -22,3 +22,40 @@ def test_demo_topologies_exist_and_pick_their_version(topology, version):
     assert path.exists()
     assert main._topology_version(path) == (version or main._default_kafka_version())
     assert len(main._topology_brokers(path)) == 3
+
+
+def test_roll_and_upgrade_are_wired_and_refuse_a_bad_version(tmp_path):
+    parser = main.build_parser()
+    args = parser.parse_args(["roll", "-i", "inv.yml", "--all", "--force", "--batch-size", "3", "--limit", "node4"])
+    assert callable(args.func) and args.all and args.force_unsafe and args.batch_size == 3 and args.limit == ["node4"]
+    args = parser.parse_args(["upgrade", "--to", "4.1", "-i", "inv.yml"])
+    with pytest.raises(SystemExit, match="not a Kafka version like 4.1.1"):
+        args.func(args)
+
+
+def test_roll_reads_hosts_groups_and_known_hosts_from_the_inventory(tmp_path):
+    from kafka_metal import rolling
+
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("""
+all:
+  vars:
+    ansible_user: root
+    ansible_ssh_common_args: -o UserKnownHostsFile=/lab/known_hosts -o StrictHostKeyChecking=yes
+    kafka_cluster_name: prod-eu
+kafka_controllers:
+  hosts:
+    c1: {ansible_host: 10.0.0.1}
+kafka_brokers:
+  hosts:
+    b1: {ansible_host: 10.0.0.4, ansible_port: 2222, ansible_ssh_private_key_file: /keys/id}
+other:
+  hosts:
+    unrelated: {}
+""")
+    hosts, known, cluster = rolling.inventory_hosts([inv])
+    assert known == "/lab/known_hosts" and cluster == "prod-eu"
+    assert [(h.name, h.address, h.groups, h.port, h.key_file) for h in hosts] == [
+        ("c1", "10.0.0.1", ["kafka_controllers"], 22, None), ("b1", "10.0.0.4", ["kafka_brokers"], 2222, "/keys/id")]
+    with pytest.raises(SystemExit, match="not in the inventory's cluster groups"):
+        rolling.inventory_hosts([inv], limit=["unrelated"])

@@ -110,7 +110,8 @@ def run_roll(args, to_version=None):
     start = time.monotonic()
     report = _printer(start)
     if args.force_unsafe:
-        print("WARNING: --force-unsafe: the roll starts even if the cluster is unhealthy", file=sys.stderr)
+        print("WARNING: --force: the roll starts even if the preflight finds the cluster unhealthy; the per-node "
+              "gates still hold", file=sys.stderr)
     roller = rolling.Roller(hosts, _options(args, rolling, cluster, to_version),
                             rolling.FabricRemote(known if os.path.exists(known) else None), report)
     try:
@@ -207,7 +208,7 @@ def _common(p):
     p.add_argument("--limit", action="append", help="restart only this host (repeatable); all hosts still gate")
     p.add_argument("--all", action="store_true",
                    help="restart every node, changed or not (an interrupted run resumes where it stopped)")
-    p.add_argument("--force-unsafe", action="store_true",
+    p.add_argument("--force", "--force-unsafe", dest="force_unsafe", action="store_true",
                    help="start even if the preflight finds the cluster unhealthy (loud; gates still apply)")
     p.add_argument("--batch-size", type=int, default=1,
                    help="restart up to N brokers at once, only where the planner proves it safe (default 1)")
