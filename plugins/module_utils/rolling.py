@@ -47,6 +47,10 @@ class RollError(RuntimeError):
         super().__init__(f"{where}{reason}")
 
 
+class RollInterrupted(RollError):
+    """The operator asked the roll to stop (:attr:`Roller.stop_requested`); it stopped between two nodes."""
+
+
 # ---------------------------------------------------------------------------
 # Hosts and SSH
 # ---------------------------------------------------------------------------
@@ -537,6 +541,8 @@ class Roller:
         self.summary = Summary(kind="upgrade" if options.to_version else "restart")
         self.state = {}
         self.cluster_id = None
+        # set (e.g. by a Ctrl-C handler) to stop between two nodes, never in the middle of one
+        self.stop_requested = False
         self._tmp = None
 
     # -- reporting --------------------------------------------------------
@@ -1040,6 +1046,10 @@ class Roller:
                 for b, why in zip(plan.batches, plan.reasons, strict=True):
                     self.say("plan", f"brokers {b}: {why}")
         while remaining:
+            if self.stop_requested:
+                raise RollInterrupted(None, "interrupted", f"stopped on request before {len(remaining)} remaining "
+                                                           "node(s); every node is running; run the same command "
+                                                           "again to resume")
             active = zk_leader = controller = None
             if self.mode == "kraft":
                 try:

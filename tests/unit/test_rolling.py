@@ -357,6 +357,29 @@ def test_an_old_or_foreign_unfinished_roll_is_not_resumed(tmp_path):
         assert len(restarted(sim)) == 6
 
 
+def test_a_requested_stop_finishes_the_current_node_then_stops_and_resumes(tmp_path):
+    sim = SimCluster()
+    state = str(tmp_path / "roll.json")
+    r = roller(sim, force=True, state_file=state)
+    original = sim.run
+
+    def run(host, command, **kw):
+        if command.startswith("systemctl stop") and host.name == "node3":
+            r.stop_requested = True  # Ctrl-C while node3 restarts
+        return original(host, command, **kw)
+
+    sim.run = run
+    r.remote = sim
+    with pytest.raises(rolling.RollInterrupted):
+        r.run()
+    assert restarted(sim) == ["node1", "node3"]
+    assert all(n.running for n in sim.nodes.values())  # node3 was finished, not left down
+    sim.run = original
+    sim.events.clear()
+    assert roller(sim, force=True, state_file=state).run().resumed
+    assert restarted(sim) == ["node2", "node4", "node5", "node6"]
+
+
 def test_upgrade_switches_each_node_after_its_stop_and_skips_nodes_on_target():
     sim = SimCluster()
     for n in sim.nodes.values():

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -114,8 +115,21 @@ def run_roll(args, to_version=None):
               "gates still hold", file=sys.stderr)
     roller = rolling.Roller(hosts, _options(args, rolling, cluster, to_version),
                             rolling.FabricRemote(known if os.path.exists(known) else None), report)
+    def on_interrupt(signum, frame):
+        if roller.stop_requested:
+            raise KeyboardInterrupt
+        roller.stop_requested = True
+        print("\nCtrl-C: stopping after the current node, which is finished first (Ctrl-C again to abort now, "
+              "which can leave it down)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         summary = roller.run()
+    except rolling.RollInterrupted as exc:
+        print(roller.summary.text())
+        print(f"\ninterrupted: {exc.reason} (state in {roller.o.state_file})", file=sys.stderr)
+        print("interrupted; run the same command again to resume")
+        return 130
     except KeyboardInterrupt:
         print(roller.summary.text())
         print(f"\ninterrupted; run the same command again to resume (state in {roller.o.state_file})", file=sys.stderr)
@@ -127,6 +141,8 @@ def run_roll(args, to_version=None):
         if args.summary_json:
             Path(args.summary_json).write_text(json.dumps(roller.summary.as_dict(), indent=2) + "\n")
         return 2
+    finally:
+        signal.signal(signal.SIGINT, previous)
     print(summary.text())
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
