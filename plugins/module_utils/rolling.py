@@ -573,31 +573,32 @@ class Roller:
             raise RollError(node.name, "inspect", f"unexpected answer from the host probe: {out[:200]!r}") from exc
 
     # -- discovery --------------------------------------------------------
+    def _config(self, host, path, what):
+        """The text of ``path`` on ``host``; None for a host that is not set up yet and not in a limited roll
+        (a host being added to the cluster is left out, with a warning); else a missing file stops the run."""
+        text = self._read(host, path)
+        if text is None and self.o.limit and host.name not in self.o.limit:
+            self.summary.warnings.append(f"{host.name}: no {path} yet; left out")
+            self.say("warning", self.summary.warnings[-1])
+            return None
+        if text is None:
+            raise RollError(host.name, "discover", f"cannot read {path}: is {what} installed by kafka-metal on this "
+                                                   "host (run site.yml first)?")
+        return text
+
     def discover(self):
         ca_pem = None
         admin = None
         for host in self.hosts:
             if "zookeeper" in host.groups and not ({"kafka_brokers", "kafka_controllers"} & set(host.groups)):
-                text = self._read(host, f"{self.o.zookeeper_config_dir}/zoo.cfg")
-                if text is None and self.o.limit and host.name not in self.o.limit:
-                    self.summary.warnings.append(f"{host.name}: no zoo.cfg yet; left out")
-                    self.say("warning", self.summary.warnings[-1])
-                    continue
-                if text is None:
-                    raise RollError(host.name, "discover", f"cannot read {self.o.zookeeper_config_dir}/zoo.cfg: is "
-                                                           "ZooKeeper installed by kafka-metal on this host?")
-                self.nodes.append(zookeeper_node(host, properties.parse(text), self.o.zookeeper_config_dir,
-                                                 self.o.install_root))
+                text = self._config(host, f"{self.o.zookeeper_config_dir}/zoo.cfg", "ZooKeeper")
+                if text is not None:
+                    self.nodes.append(zookeeper_node(host, properties.parse(text), self.o.zookeeper_config_dir,
+                                                     self.o.install_root))
                 continue
-            server_text = self._read(host, f"{self.o.config_dir}/server.properties")
-            if server_text is None and self.o.limit and host.name not in self.o.limit:
-                # a host being added to the cluster: not set up yet, so not part of this roll
-                self.summary.warnings.append(f"{host.name}: no {self.o.config_dir}/server.properties yet; left out")
-                self.say("warning", self.summary.warnings[-1])
-                continue
+            server_text = self._config(host, f"{self.o.config_dir}/server.properties", "Kafka")
             if server_text is None:
-                raise RollError(host.name, "discover", f"cannot read {self.o.config_dir}/server.properties: is Kafka "
-                                                       "installed by kafka-metal on this host (run site.yml first)?")
+                continue
             admin_text = self._read(host, f"{self.o.config_dir}/admin.properties") or ""
             host_admin = properties.parse(admin_text)
             trust = host_admin.get("ssl.truststore.location")

@@ -13,67 +13,38 @@ repository; what the modules did is checked with confluent-kafka, as the cluster
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
-from kafka_metal import dist
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka import admin as ck_admin  # noqa: E402
+from local_kafka import NEEDS_JAVA, VENV_BIN, LocalKafka, single_node  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-VERSION = os.environ.get("KAFKA_METAL_ADMIN_TEST_VERSION", "4.1.1")
-JAVA_HOME = os.environ.get("KAFKA_METAL_JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
 ADMIN_PW = "admin-" + uuid.uuid4().hex
 ALICE_PW = "alice-" + uuid.uuid4().hex
 BOB_PW = "bob-" + uuid.uuid4().hex
 
-pytestmark = pytest.mark.skipif(not (Path(JAVA_HOME) / "bin" / "java").exists(), reason=f"no Java in {JAVA_HOME}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def archive_path() -> Path:
-    archive = dist.default_out_dir() / f"{dist.dist_name(VERSION)}.tgz"
-    if archive.is_file():
-        return archive
-    if not shutil.which("mvn"):
-        pytest.skip(f"{archive} is missing and Maven is not installed to build it")
-    subprocess.run([str(VENV_BIN / "kafka-metal"), "dist", "build", "--version", VERSION], check=True,
-                   timeout=1800, capture_output=True)
-    return archive
+pytestmark = NEEDS_JAVA
 
 
 def server_properties(data: Path, client_port: int, controller_port: int) -> str:
     scram = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="{ADMIN_PW}";'
     plain = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
              f'username="admin" password="{ADMIN_PW}" user_admin="{ADMIN_PW}";')
-    props = [
-        "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+    return "\n".join(single_node(data, controller_port) + [
         f"listeners=CLIENT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}",
         f"advertised.listeners=CLIENT://127.0.0.1:{client_port}",
         "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
         "inter.broker.listener.name=CLIENT",
-        "controller.listener.names=CONTROLLER",
         "sasl.enabled.mechanisms=SCRAM-SHA-512",
         "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
         "sasl.mechanism.controller.protocol=PLAIN",
@@ -84,18 +55,8 @@ def server_properties(data: Path, client_port: int, controller_port: int) -> str
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users=User:admin",
         "allow.everyone.if.no.acl.found=false",
-        "auto.create.topics.enable=false",
-        f"log.dirs={data}",
-        "num.partitions=1",
-        "default.replication.factor=1",
-        "offsets.topic.replication.factor=1",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "group.initial.rebalance.delay.ms=0",
-    ]
-    if not VERSION.startswith("3."):
-        props += ["share.coordinator.state.topic.replication.factor=1", "share.coordinator.state.topic.min.isr=1"]
-    return "\n".join(props) + "\n"
+    ]) + "\n"
+
 
 
 def client_conf(bootstrap: str, user: str, password: str) -> dict:
@@ -103,39 +64,10 @@ def client_conf(bootstrap: str, user: str, password: str) -> dict:
             "sasl.username": user, "sasl.password": password}
 
 
-class Kafka:
+class Kafka(LocalKafka):
     def __init__(self, workdir: Path):
-        self.workdir = workdir
-        with tarfile.open(archive_path()) as tar:
-            tar.extractall(workdir, filter="data")
-        self.home = workdir / dist.dist_name(VERSION)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
-        self.env.update(LC_ALL="C", JAVA_HOME=JAVA_HOME, LOG_DIR=str(workdir / "logs"),
-                        KAFKA_HEAP_OPTS="-Xmx512m -Xms128m")
-        self.port, self.controller_port = free_port(), free_port()
-        while self.controller_port == self.port:
-            self.controller_port = free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self.config = workdir / "server.properties"
-        self.config.write_text(server_properties(workdir / "data", self.port, self.controller_port))
-        self.proc: subprocess.Popen | None = None
+        super().__init__(workdir, server_properties)
         self._admin: ck_admin.AdminClient | None = None
-        self.console = workdir / "server.out"
-
-    def tool(self, name: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-        cp = subprocess.run([str(self.home / "bin" / name), *args], capture_output=True, text=True, env=self.env,
-                            timeout=timeout, start_new_session=True)
-        assert cp.returncode == 0, f"{name} exited {cp.returncode}:\n{cp.stdout[-2000:]}\n{cp.stderr[-2000:]}"
-        return cp
-
-    def start(self) -> None:
-        cluster_id = self.tool("kafka-storage.sh", "random-uuid").stdout.strip()
-        self.tool("kafka-storage.sh", "format", "-t", cluster_id, "-c", str(self.config),
-                  "--add-scram", f"SCRAM-SHA-512=[name=admin,password={ADMIN_PW}]")
-        with open(self.console, "w") as out:
-            self.proc = subprocess.Popen([str(self.home / "bin" / "kafka-server-start.sh"), str(self.config)],
-                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
-                                         start_new_session=True)
 
     def admin(self) -> ck_admin.AdminClient:
         # One client, kept: a future whose AdminClient is garbage-collected fails with _DESTROY.
@@ -143,38 +75,13 @@ class Kafka:
             self._admin = ck_admin.AdminClient(client_conf(self.bootstrap, "admin", ADMIN_PW))
         return self._admin
 
-    def wait_ready(self, timeout: float = 90) -> None:
-        client = self.admin()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"Kafka exited ({self.proc.returncode}):\n{self.console.read_text()[-4000:]}")
-            try:
-                client.describe_cluster(request_timeout=2).result(timeout=5)
-                return
-            except Exception:  # noqa: BLE001 - not ready yet
-                time.sleep(0.5)
-        raise AssertionError(f"Kafka not ready after {timeout}s:\n{self.console.read_text()[-4000:]}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 30)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory):
     node = Kafka(tmp_path_factory.mktemp("kafka-admin"))
     try:
-        node.start()
-        node.wait_ready()
+        node.start("--add-scram", f"SCRAM-SHA-512=[name=admin,password={ADMIN_PW}]")
+        node.wait_ready(node.admin())
         yield node
     finally:
         node.stop()

@@ -1,0 +1,126 @@
+"""One real Kafka node on 127.0.0.1 for integration tests: unpacked from the dist cache, formatted, started
+as its own process group and killed with it.
+
+The archive is kafka_2.13-<VERSION>.tgz from `kafka-metal dist build` (built here when it is missing and
+Maven is installed). Tests give the listener and security settings; :data:`SINGLE_NODE` holds the ones every
+one-node cluster needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from kafka_metal import dist
+
+VENV_BIN = Path(sys.executable).parent
+VERSION = os.environ.get("KAFKA_METAL_ADMIN_TEST_VERSION", "4.1.1")
+JAVA_HOME = os.environ.get("KAFKA_METAL_JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
+NEEDS_JAVA = pytest.mark.skipif(not (Path(JAVA_HOME) / "bin" / "java").exists(), reason=f"no Java in {JAVA_HOME}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def archive_path() -> Path:
+    archive = dist.default_out_dir() / f"{dist.dist_name(VERSION)}.tgz"
+    if archive.is_file():
+        return archive
+    if not shutil.which("mvn"):
+        pytest.skip(f"{archive} is missing and Maven is not installed to build it")
+    subprocess.run([str(VENV_BIN / "kafka-metal"), "dist", "build", "--version", VERSION], check=True,
+                   timeout=1800, capture_output=True)
+    return archive
+
+
+def single_node(data: Path, controller_port: int) -> list:
+    """Settings of a one-node combined cluster (replication factors of 1), without listeners and security."""
+    props = [
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+        "controller.listener.names=CONTROLLER",
+        "auto.create.topics.enable=false",
+        f"log.dirs={data}",
+        "num.partitions=1",
+        "default.replication.factor=1",
+        "offsets.topic.replication.factor=1",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+    ]
+    if not VERSION.startswith("3."):
+        props += ["share.coordinator.state.topic.replication.factor=1", "share.coordinator.state.topic.min.isr=1"]
+    return props
+
+
+class LocalKafka:
+    """``properties(data_dir, client_port, controller_port) -> str`` gives server.properties."""
+
+    def __init__(self, workdir: Path, properties):
+        self.workdir = workdir
+        with tarfile.open(archive_path()) as tar:
+            tar.extractall(workdir, filter="data")
+        self.home = workdir / dist.dist_name(VERSION)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+        self.env.update(LC_ALL="C", JAVA_HOME=JAVA_HOME, LOG_DIR=str(workdir / "logs"),
+                        KAFKA_HEAP_OPTS="-Xmx512m -Xms128m")
+        self.port, self.controller_port = free_port(), free_port()
+        while self.controller_port == self.port:
+            self.controller_port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.config = workdir / "server.properties"
+        self.config.write_text(properties(workdir / "data", self.port, self.controller_port))
+        self.console = workdir / "server.out"
+        self.proc: subprocess.Popen | None = None
+
+    def tool(self, name: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+        cp = subprocess.run([str(self.home / "bin" / name), *args], capture_output=True, text=True, env=self.env,
+                            timeout=timeout, start_new_session=True)
+        assert cp.returncode == 0, f"{name} exited {cp.returncode}:\n{cp.stdout[-2000:]}\n{cp.stderr[-2000:]}"
+        return cp
+
+    def start(self, *format_args: str) -> None:
+        cluster_id = self.tool("kafka-storage.sh", "random-uuid").stdout.strip()
+        self.tool("kafka-storage.sh", "format", "-t", cluster_id, "-c", str(self.config), *format_args)
+        with open(self.console, "w") as out:
+            self.proc = subprocess.Popen([str(self.home / "bin" / "kafka-server-start.sh"), str(self.config)],
+                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+                                         start_new_session=True)
+
+    def wait_ready(self, client, timeout: float = 90) -> None:
+        """Until ``client`` (an AdminClient) can describe the cluster; fails early if Kafka exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"Kafka exited ({self.proc.returncode}):\n{self.console.read_text()[-4000:]}")
+            try:
+                client.describe_cluster(request_timeout=2).result(timeout=5)
+                return
+            except Exception:  # noqa: BLE001 - not ready yet
+                time.sleep(0.5)
+        raise AssertionError(f"Kafka not ready after {timeout}s:\n{self.console.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 30)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
