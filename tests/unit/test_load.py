@@ -223,3 +223,11 @@ def test_load_command_is_wired():
                                            "--report", "r.json"])
     assert args.func is main.cmd_load
     assert (args.rate, args.duration, args.replication_factor, args.min_isr) == (50.0, 10.0, None, 2)
+
+
+def test_an_acknowledgement_without_offset_is_still_checked_for_loss_and_duplicates():
+    # a retried batch the broker already had is acknowledged without an offset (None)
+    acked = [(0, 0, 0), (1, 0, None), (2, 0, 2)]
+    assert load.verify(acked, [(0, 0, 0), (1, 0, 1), (2, 0, 2)]).ok
+    lost = load.verify(acked, [(0, 0, 0), (2, 0, 2)])
+    assert not lost.ok and lost.missing == [1]

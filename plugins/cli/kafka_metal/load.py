@@ -81,7 +81,7 @@ def verify(acked: Iterable, consumed: Iterable, failed: Iterable = (), fatal_err
     """Check what was read back against what was acknowledged.
 
     ``acked``: ``(seq, partition, offset)`` per successful delivery report (extra items are ignored;
-    an offset below 0 means the broker did not tell it). ``consumed``: ``(seq, partition, offset)``
+    an offset below 0 or None means the broker did not tell it). ``consumed``: ``(seq, partition, offset)``
     per record read, in the order read. ``failed``: ``(seq, error)`` per failed delivery.
     ``fatal_errors``: texts of fatal client errors. ``sent``: how many records were handed to the
     producer (seqs ``0..sent-1``); when given, records neither acknowledged, failed nor read back are
@@ -89,7 +89,9 @@ def verify(acked: Iterable, consumed: Iterable, failed: Iterable = (), fatal_err
     """
     acked_at = {}
     for seq, partition, offset, *_ in acked:
-        acked_at[seq] = (partition, offset)
+        # librdkafka reports no offset (None) for a retried batch the broker already had
+        # (DUPLICATE_SEQUENCE_NUMBER, answered as a success): the record is acknowledged, its offset unknown
+        acked_at[seq] = (partition, -1 if offset is None else offset)
     failed = [(seq, str(err)) for seq, err in failed]
     consumed = [(seq, partition, offset) for seq, partition, offset, *_ in consumed]
 
