@@ -222,10 +222,10 @@ def test_roll_of_every_node_under_load_interrupted_and_resumed(rolling_scenario,
     order = [h for h, _ in stops]
     assert len(order) == len(set(order)) == len(cluster["kafka_hosts"]), order
     assert set(order[:3]) == set(cluster["controllers"]) and set(order[3:]) == set(cluster["brokers"]), order
-    # the leader the watcher saw when each controller went down: never the first two; the last one was
-    # the leader itself (leadership can move while a controller restarts: the tool re-reads it each step)
+    # the leader the watcher saw when each controller went down: never one of the first two, so the
+    # active controller always went after the others. (The last one need not be the leader then:
+    # leadership often moves to a controller already restarted; the tool re-reads it before each step.)
     assert all(leader != host for host, leader in stops[:2]), stops
-    assert stops[2][1] == stops[2][0], stops
     assert all(n["clean_shutdown"] for n in json.loads(summary_file.read_text())["nodes"]
                if n["action"] == "restarted")
     record("roll-all-resumed", json.loads(summary_file.read_text()), report)
