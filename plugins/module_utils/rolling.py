@@ -72,7 +72,7 @@ class Host:
 # changed since the process started, which Kafka distribution the process runs, clean-shutdown
 # markers. One JSON object on stdout.
 _PROBE = r"""
-import json, os, re, subprocess, sys, time
+import json, os, subprocess, sys, time
 a = json.loads(sys.argv[1])
 keys = ("ActiveState,SubState,MainPID,Result,ExecMainStatus,NRestarts,ExecMainStartTimestampMonotonic,"
         "NeedDaemonReload,LoadState")
@@ -140,15 +140,14 @@ class FabricRemote:
             self._connections[host.name] = conn
         return conn
 
-    def run(self, host, command, timeout=120, stdin=None):
+    def run(self, host, command, timeout=120):
         """``(rc, stdout, stderr)`` of ``command`` (a string for the remote shell)."""
-        import io
 
         if host.user != "root":
             command = f"sudo -n sh -c {shlex.quote(command)}"
         try:
             result = self._connection(host).run(command, hide=True, warn=True, timeout=timeout,
-                                                in_stream=io.StringIO(stdin) if stdin is not None else False)
+                                                in_stream=False)
         except Exception as exc:  # connection refused, unknown host key, timeout
             raise RollError(host.name, "ssh", f"cannot run commands over SSH ({type(exc).__name__}: {exc}); check "
                                               "the address, user, key and known_hosts of this host") from exc
@@ -550,8 +549,8 @@ class Roller:
         self._report(event, text=text, **fields)
 
     # -- remote helpers ---------------------------------------------------
-    def _run(self, host, command, step, timeout=120, stdin=None, ok=(0,)):
-        rc, out, err = self.remote.run(host, command, timeout=timeout, stdin=stdin)
+    def _run(self, host, command, step, timeout=120, ok=(0,)):
+        rc, out, err = self.remote.run(host, command, timeout=timeout)
         if rc not in ok:
             detail = (err or out or "").strip().splitlines()[-5:]
             raise RollError(host.name, step, f"`{command.splitlines()[0][:80]}` failed (exit {rc}): "

@@ -104,7 +104,7 @@ class SimCluster:
             props["broker.rack"] = self.rack[n.node_id]
         return "".join(f"{k}={v}\n" for k, v in props.items())
 
-    def run(self, host, command, timeout=120, stdin=None):
+    def run(self, host, command, timeout=120):
         n = self.nodes[host.name]
         if command.startswith("cat "):
             path = shlex.split(command)[1]
