@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.metal.kafka.plugins.module_utils import cluster, properties, security, zookeeper
+from ansible_collections.metal.kafka.plugins.module_utils import cluster, properties, security, tuning, zookeeper
 
 
 def _address(hostvars, host, var):
@@ -140,6 +140,54 @@ def kafka_known_hosts(ssh_args, default="~/.ssh/known_hosts"):
     return m.group(1) if m else default
 
 
+def _tuning(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except tuning.TuningError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def tuning_sysctl_values(defaults, overrides=None):
+    """``tuning_sysctls`` with ``tuning_sysctl_overrides`` merged over it, validated (errors name the key)."""
+    return _tuning(tuning.sysctl_values, defaults, overrides)
+
+
+def tuning_problems(disks, sysctls=None, sysctl_overrides=None, thp_enabled="madvise", thp_defrag="madvise"):
+    """Everything wrong with the tuning inventory, as messages (empty when it is fine)."""
+    out = tuning.disk_problems(disks)
+    try:
+        tuning.sysctl_values(sysctls, sysctl_overrides)
+    except tuning.TuningError as exc:
+        out.append(str(exc))
+    if thp_enabled not in tuning.THP_MODES:
+        out.append(f"tuning_thp_enabled must be one of {', '.join(tuning.THP_MODES)}, got {thp_enabled!r}")
+    if thp_defrag not in tuning.THP_DEFRAG_MODES:
+        out.append(f"tuning_thp_defrag must be one of {', '.join(tuning.THP_DEFRAG_MODES)}, got {thp_defrag!r}")
+    return out
+
+
+def kafka_heap_size(setting, mem_total, kind, name="heap size"):
+    """The heap of one Kafka process: explicit, or by rule from the host's memory when ``auto``."""
+    return _tuning(tuning.heap_size, setting, int(mem_total), kind, name)
+
+
+def kafka_heap_problem(setting, name):
+    """A message when an explicit heap size is malformed (``auto`` is fine); checked before hosts change."""
+    if setting in (None, "", "auto"):
+        return ""
+    try:
+        tuning.parse_size(setting, name)
+    except tuning.TuningError as exc:
+        return str(exc)
+    return ""
+
+
+def kafka_limit_problems(pid1_limits, nofile, nproc):
+    """Why a unit with these limits would not start on the host (from kafka_host_facts' pid1_limits)."""
+    limits = {k: tuple(v) for k, v in (pid1_limits or {}).items()}
+    return tuning.limit_problems(limits, int(nofile), int(nproc))
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -160,4 +208,9 @@ class FilterModule:
             "kafka_bootstrap_servers": kafka_bootstrap_servers,
             "kafka_checksum": kafka_checksum,
             "zookeeper_restart_order": zookeeper_restart_order,
+            "tuning_sysctl_values": tuning_sysctl_values,
+            "tuning_problems": tuning_problems,
+            "kafka_heap_size": kafka_heap_size,
+            "kafka_heap_problem": kafka_heap_problem,
+            "kafka_limit_problems": kafka_limit_problems,
         }

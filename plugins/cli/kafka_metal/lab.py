@@ -206,18 +206,25 @@ class UpPlan:
     running: list[str]  # names already running, left alone
 
 
-def plan_up(net: NetConfig, requested: int | None, existing: Iterable[str], running: Iterable[str]) -> UpPlan:
+def plan_up(
+    net: NetConfig,
+    requested: int | None,
+    existing: Iterable[str],
+    running: Iterable[str],
+    default: int = DEFAULT_HOSTS,
+    down_command: str = "kafka-metal lab down",
+) -> UpPlan:
     """Decide which hosts to start. ``existing``: host names the lab has; ``running``: those up.
 
     Refuses (LabError) when the lab already has more hosts than asked for.
     """
     existing_idx = sorted(i for i in (host_index(n) for n in existing) if i is not None)
     have = existing_idx[-1] if existing_idx else 0
-    count = validate_hosts(requested if requested is not None else (have or DEFAULT_HOSTS))
+    count = validate_hosts(requested if requested is not None else (have or default))
     if have > count:
         raise LabError(
             f"the lab already has {have} hosts (node1..node{have}) but --hosts {count} was asked for: "
-            f"run 'kafka-metal lab down' first, or ask for --hosts {have} or more"
+            f"run '{down_command}' first, or ask for --hosts {have} or more"
         )
     hosts = plan_hosts(net, count)
     running_set = set(running)
@@ -228,7 +235,9 @@ def plan_up(net: NetConfig, requested: int | None, existing: Iterable[str], runn
     )
 
 
-def check_recorded(recorded: dict | None, net: NetConfig, base: str) -> None:
+def check_recorded(
+    recorded: dict | None, net: NetConfig, base: str, down_command: str = "kafka-metal lab down"
+) -> None:
     """Refuse to extend a lab that was made with another network or base."""
     if not recorded or not recorded.get("hosts"):
         return
@@ -243,7 +252,7 @@ def check_recorded(recorded: dict | None, net: NetConfig, base: str) -> None:
         if recorded.get(key) != want
     ]
     if diffs:
-        raise LabError("the lab is up with " + ", ".join(diffs) + ": run 'kafka-metal lab down' first")
+        raise LabError("the lab is up with " + ", ".join(diffs) + f": run '{down_command}' first")
 
 
 def missing_tools(which: Callable[[str], str | None] | None = None, tools: dict[str, str] | None = None) -> list[str]:
@@ -361,7 +370,7 @@ def _yaml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid YAML double-quoted scalar
 
 
-def render_inventory(accesses: Sequence[Access]) -> str:
+def render_inventory(accesses: Sequence[Access], host_vars: dict[str, dict] | None = None) -> str:
     lines = [
         "# Written by 'kafka-metal lab up'; rewritten on every run. Group 'lab' holds every lab host.",
         "all:",
@@ -383,6 +392,8 @@ def render_inventory(accesses: Sequence[Access]) -> str:
             f"          ansible_ssh_common_args: {_yaml_str(common)}",
             f"          ansible_python_interpreter: {_yaml_str('/usr/bin/python3')}",
         ]
+        for key, value in sorted((host_vars or {}).get(a.name, {}).items()):
+            lines.append(f"          {key}: {json.dumps(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -655,7 +666,7 @@ class Lab:
     ):
         self.state_dir = Path(state_dir or os.environ.get("KAFKA_METAL_LAB_DIR") or DEFAULT_STATE_DIR).absolute()
         self.cache_dir = Path(cache_dir or os.environ.get("KAFKA_METAL_CACHE_DIR") or DEFAULT_CACHE_DIR).absolute()
-        recorded = self._recorded() or {}
+        recorded = self._recorded_at(self.state_dir)
         # A lab that is up is described by its lab.json; explicit arguments must agree (checked by up).
         self.net = NetConfig(
             bridge or recorded.get("bridge") or DEFAULT_BRIDGE,
@@ -700,11 +711,37 @@ class Lab:
         )
 
     # --- recorded state ----------------------------------------------------------------------
-    def _recorded(self) -> dict | None:
+    @staticmethod
+    def _recorded_at(state_dir: Path) -> dict:
         try:
-            return json.loads((self.state_dir / "lab.json").read_text())
+            return json.loads((Path(state_dir) / "lab.json").read_text())
         except (OSError, ValueError):
-            return None
+            return {}
+
+    def _recorded(self) -> dict | None:
+        return self._recorded_at(self.state_dir) or None
+
+    # --- what the VM lab (vmlab.VmLab) changes -------------------------------------------------
+    kind = "container"
+    default_hosts = DEFAULT_HOSTS
+    down_command = "kafka-metal lab down"
+
+    def required_tools(self) -> dict[str, str]:
+        return REQUIRED_TOOLS
+
+    def record_extra(self) -> dict:
+        return {}
+
+    def check_extra(self) -> None:
+        return None
+
+    def host_vars(self, h: HostPlan) -> dict:
+        return {}
+
+    def _host_pubkeys(self, h: HostPlan) -> list[str]:
+        return [
+            p.read_text() for p in sorted((self.host_dir(h.name) / "merged" / "etc" / "ssh").glob("ssh_host_*_key.pub"))
+        ]
 
     def _existing_names(self) -> list[str]:
         names = set((self._recorded() or {}).get("hosts", []))
@@ -743,9 +780,9 @@ class Lab:
     def preflight(self) -> None:
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network namespaces, mounts, iptables): run it with sudo")
-        missing = missing_tools()
+        missing = missing_tools(tools=self.required_tools())
         if missing:
-            raise LabError(missing_tools_message(missing))
+            raise LabError(missing_tools_message(missing, self.required_tools()))
         validate_net(self.net)
         for p in (self.state_dir, self.cache_dir):
             if re.search(r"[,:\s]", str(p)):
@@ -757,9 +794,10 @@ class Lab:
             validate_hosts(hosts)
         self.preflight()
         with self._locked():
-            check_recorded(self._recorded(), self.net, str(self.base_dir))
+            check_recorded(self._recorded(), self.net, str(self.base_dir), self.down_command)
+            self.check_extra()
             running = self._running()
-            plan = plan_up(self.net, hosts, self._existing_names(), running)
+            plan = plan_up(self.net, hosts, self._existing_names(), running, self.default_hosts, self.down_command)
             self._check_subnet_free()
             t0 = time.monotonic()
             self._ensure_base(progress)
@@ -792,11 +830,11 @@ class Lab:
                 list(pool.map(bring_up, plan.hosts))
             self._write_known_hosts(plan.hosts)
             accesses = [self.access(h) for h in plan.hosts]
-            write_file(self.inventory_file, render_inventory(accesses))
+            write_file(self.inventory_file, render_inventory(accesses, {h.name: self.host_vars(h) for h in plan.hosts}))
             if errors:
                 raise LabError(
                     "\n".join(f"{n}: {e}" for n, e in sorted(errors.items()))
-                    + "\n(run 'kafka-metal lab down' to clean up)"
+                    + f"\n(run '{self.down_command}' to clean up)"
                 )
             self._say(progress, f"lab up: {len(plan.hosts)} host(s) in {time.monotonic() - t0:.1f} s")
             return accesses
@@ -816,6 +854,7 @@ class Lab:
             "base": str(self.base_dir),
             "hosts": [h.name for h in hosts],
             "ip_forward_before": forward,  # restored by down when no other lab needs forwarding
+            **self.record_extra(),
         }
         write_file(self.lab_file, json.dumps(record, indent=2) + "\n")
 
@@ -1005,8 +1044,7 @@ class Lab:
                     if line.split(" ", 1)[0].split(",")[-1] not in names
                 ]
             for h in hosts:
-                pubs = sorted((self.host_dir(h.name) / "merged" / "etc" / "ssh").glob("ssh_host_*_key.pub"))
-                lines += known_hosts_lines(h, [p.read_text() for p in pubs])
+                lines += known_hosts_lines(h, self._host_pubkeys(h))
             write_file(self.known_hosts_file, "\n".join(lines) + "\n")
 
     # --- down --------------------------------------------------------------------------------
@@ -1135,14 +1173,28 @@ class Lab:
 
 
 def _lab_from_args(args: argparse.Namespace) -> Lab:
-    return Lab(
-        state_dir=args.state_dir,
-        cache_dir=getattr(args, "cache_dir", None),
-        bridge=getattr(args, "bridge", None),
-        subnet=getattr(args, "subnet", None),
-        netns_prefix=getattr(args, "netns_prefix", None),
-        boot_timeout=getattr(args, "boot_timeout", 90.0),
-    )
+    common = {
+        "state_dir": args.state_dir,
+        "cache_dir": getattr(args, "cache_dir", None),
+        "bridge": getattr(args, "bridge", None),
+        "subnet": getattr(args, "subnet", None),
+        "netns_prefix": getattr(args, "netns_prefix", None),
+    }
+    boot_timeout = getattr(args, "boot_timeout", None)
+    if getattr(args, "vm", False):
+        from . import vmlab
+
+        spec = vmlab.VmSpec(
+            memory_mib=getattr(args, "memory", vmlab.DEFAULT_MEMORY_MIB),
+            cpus=getattr(args, "cpus", vmlab.DEFAULT_CPUS),
+            disks=getattr(args, "disks", vmlab.DEFAULT_DISKS),
+            disk_size=getattr(args, "disk_size", vmlab.DEFAULT_DISK_SIZE),
+            accel=getattr(args, "accel", "auto"),
+        )
+        if args.lab_command != "up":  # down, status, ssh: the lab as it was made
+            spec = vmlab.VmSpec(**{**vmlab.VmLab.recorded_spec(args.state_dir), "accel": "auto"})
+        return vmlab.VmLab(**common, boot_timeout=boot_timeout or 600.0, spec=spec)
+    return Lab(**common, boot_timeout=boot_timeout or 90.0)
 
 
 def _err(msg: str) -> int:
@@ -1165,7 +1217,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print()
         print(render_table([(a.name, a.address) for a in accesses], ("HOST", "ADDRESS")))
         print(f"\ninventory: {lab.inventory_file}")
-        print(f"ssh:       kafka-metal lab ssh {accesses[0].name}")
+        vm = " --vm" if getattr(args, "vm", False) else ""
+        print(f"ssh:       kafka-metal lab ssh{vm} {accesses[0].name}")
     return 0
 
 
@@ -1209,7 +1262,16 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     """Register ``lab up|down|status|ssh``; each sets ``func(args) -> exit code``."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--state-dir", metavar="DIR", help=f"lab state (default $KAFKA_METAL_LAB_DIR or {DEFAULT_STATE_DIR})"
+        "--state-dir",
+        metavar="DIR",
+        help=f"lab state (default $KAFKA_METAL_LAB_DIR or {DEFAULT_STATE_DIR}; "
+        "with --vm $KAFKA_METAL_VM_LAB_DIR or /var/lib/kafka-metal/vmlab)",
+    )
+    common.add_argument(
+        "--vm",
+        action="store_true",
+        help="the VM lab: QEMU virtual machines with their own kernel and data disks (KVM where it "
+        "boots, software emulation otherwise) instead of containers",
     )
     lab = subparsers.add_parser(
         "lab",
@@ -1225,7 +1287,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
         type=int,
         metavar="N",
         help=f"number of hosts node1..nodeN ({MIN_HOSTS}-{MAX_HOSTS}; default: the lab's "
-        f"current size, or {DEFAULT_HOSTS})",
+        f"current size, or {DEFAULT_HOSTS} containers / 1 VM)",
     )
     up.add_argument("--json", action="store_true", help="print the hosts as JSON (progress goes to stderr)")
     up.add_argument(
@@ -1239,9 +1301,19 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     up.add_argument(
         "--boot-timeout",
         type=float,
-        default=90.0,
         metavar="SECONDS",
-        help="how long a host may take to boot (default 90)",
+        help="how long a host may take to boot (default 90, VMs 600)",
+    )
+    vm = up.add_argument_group("VM lab (with --vm)")
+    vm.add_argument("--memory", type=int, default=3072, metavar="MIB", help="memory per VM (default 3072)")
+    vm.add_argument("--cpus", type=int, default=2, metavar="N", help="virtual CPUs per VM (default 2)")
+    vm.add_argument("--disks", type=int, default=2, metavar="N", help="empty data disks per VM (default 2)")
+    vm.add_argument("--disk-size", default="4G", metavar="SIZE", help="size of each data disk (default 4G, sparse)")
+    vm.add_argument(
+        "--accel",
+        choices=("auto", "kvm", "tcg"),
+        default="auto",
+        help="auto (default): KVM when /dev/kvm boots a guest, else software emulation",
     )
     up.set_defaults(func=_cmd_up)
 
