@@ -59,7 +59,7 @@ def test_qemu_command_line():
     )
     text = " ".join(argv)
     assert argv[0] == "qemu-system-x86_64"
-    assert "-accel tcg,thread=multi -cpu max -m 3072 -smp 2" in text
+    assert "-accel tcg,thread=single -cpu max -m 3072 -smp 2" in text
     assert f"root=LABEL={V.ROOT_LABEL}" in argv[argv.index("-append") + 1]
     assert "virtio-blk-pci,drive=data1,serial=kmdata1" in argv and "virtio-blk-pci,drive=data2,serial=kmdata2" in argv
     assert "file=/s/hosts/node1/data1.img,format=raw,if=none,id=data1,cache=none,aio=threads" in argv

@@ -23,6 +23,7 @@ SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "")
 FIGURES = Path(os.environ.get("KAFKA_METAL_FIGURES_DIR", "/tmp/kafka-metal-figures"))
 BIN = Path(sys.executable).parent
 KAFKA_DEFAULTS = yaml.safe_load((REPO_ROOT / "roles" / "kafka" / "defaults" / "main.yml").read_text())
+TUNING_DEFAULTS = yaml.safe_load((REPO_ROOT / "roles" / "tuning" / "defaults" / "main.yml").read_text())
 TOPIC = "tuning-durable"
 MESSAGES = 5000
 
@@ -50,7 +51,9 @@ def kafka_pid(host):
 
 def expected_sysctls(cluster, name):
     var = cluster["var"]
-    return tuning.sysctl_values(var(name, "tuning_sysctls"), var(name, "tuning_sysctl_overrides", {}))
+    return tuning.sysctl_values(
+        var(name, "tuning_sysctls", TUNING_DEFAULTS["tuning_sysctls"]), var(name, "tuning_sysctl_overrides", {})
+    )
 
 
 def check_host(cluster, name, host):
@@ -192,11 +195,10 @@ def test_tuning_refuses_a_disk_that_holds_a_file_system(cluster, node, inventory
     )
     digest = host.check_output(f"dd if={spare} bs=1M count=64 status=none | sha256sum")
     fstab = host.file("/etc/fstab").content_string
-    disks = cluster["var"](name, "tuning_data_disks") + [{"device": spare, "path": "/var/lib/kafka/data3"}]
+    args = {"device": spare, "path": "/var/lib/kafka/data3", "owner": "kafka", "group": "kafka"}
     proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), str(REPO_ROOT / "playbooks" / "tuning.yml"), "-i", inventory,
-         "-e", json.dumps({"tuning_data_disks": disks})],
-        capture_output=True, text=True, env=_env(), cwd=REPO_ROOT, timeout=1200,
+        [str(BIN / "ansible"), name, "-i", inventory, "-m", "metal.kafka.kafka_data_disk", "-a", json.dumps(args)],
+        capture_output=True, text=True, env=_env(), cwd=REPO_ROOT, timeout=600,
     )  # fmt: skip
     print(proc.stdout[-4000:])
     assert proc.returncode != 0

@@ -53,12 +53,17 @@ ACCELS = ("auto", "kvm", "tcg")
 VM_INCLUDE = (
     *L.INCLUDE,
     "udev",  # /dev/disk/by-id and by-uuid: data disks are named by them
+    "dbus",  # systemctl reboot, timedatectl and logind talk over it, as on any server
     "kmod",
     "linux-image-cloud-amd64",
     "initramfs-tools",
-    # Java is baked in: installing it inside a software-emulated VM (ca-certificates-java runs Java)
-    # costs minutes every run; the java role finds it present and changes nothing.
+    # Baked in because apt inside a software-emulated VM costs minutes per run (ca-certificates-java
+    # alone runs Java): Java, and what the tuning role would install. The roles find them present
+    # and change nothing. Their install tasks are not skipped by that: Java's and timesyncd's run
+    # in every container scenario (xfsprogs' is the same apt task, run where a host lacks it).
     "openjdk-17-jre-headless",
+    "systemd-timesyncd",
+    "xfsprogs",
 )
 VM_RECIPE = 1
 
@@ -153,7 +158,11 @@ def qemu_argv(
     pid_file: str,
     name: str,
 ) -> list[str]:
-    accel_opt = "kvm" if accel == "kvm" else "tcg,thread=multi"
+    # One emulation thread for all virtual CPUs: with a thread per CPU (thread=multi) the JVM crashed
+    # here now and then (SIGSEGV in JIT-compiled code, with -cpu max and with a plain qemu64 model
+    # alike; code patched on one CPU while another runs it). One thread also leaves the host's
+    # other core to the container lab.
+    accel_opt = "kvm" if accel == "kvm" else "tcg,thread=single"
     argv = [
         "qemu-system-x86_64",
         "-name",
@@ -387,7 +396,7 @@ class VmLab(L.Lab):
         if want == "auto":
             want = "kvm" if self._kvm_boots() else "tcg"
         self.accel = want
-        what = "KVM" if want == "kvm" else "software emulation (TCG; about 5-6 times slower than the host)"
+        what = "KVM" if want == "kvm" else "software emulation (TCG, one thread; much slower than the host)"
         self._say(progress, f"VMs run with {what}")
 
     def _kvm_boots(self, wait: float = 12.0) -> bool:
