@@ -54,6 +54,15 @@ def playbook(inv: Path, *extra):
     sh([BIN / "ansible-playbook", REPO / "site.yml", "-i", inv, *extra], env=env, cwd=REPO)
 
 
+def host_state(log_dir: str) -> str:
+    """What the benchmark compares: kernel settings, huge pages, the log dir's file system and options."""
+    return ssh(
+        "sysctl -n vm.swappiness vm.dirty_ratio vm.max_map_count; cat /sys/kernel/mm/transparent_hugepage/enabled;"
+        f" findmnt -n -o FSTYPE,OPTIONS {log_dir}",
+        capture=True,
+    ).stdout
+
+
 def perf_runs(runs: int, records: int, size: int) -> list[dict]:
     bootstrap = "node1:9092"
     tools = "/opt/kafka/current/bin"
@@ -119,11 +128,7 @@ def main() -> int:
         ssh(f"mkfs.ext4 -q -F {disk1} && mkdir -p /var/lib/kafka/data && mount {disk1} /var/lib/kafka/data && "
             "rmdir /var/lib/kafka/data/lost+found")  # fmt: skip
         playbook(inv, "-e", f"@{before_vars}", "--skip-tags", "tuning")
-        before_state = ssh(
-            "sysctl -n vm.swappiness vm.dirty_ratio vm.max_map_count; cat /sys/kernel/mm/transparent_hugepage/enabled;"
-            " findmnt -n -o FSTYPE,OPTIONS /var/lib/kafka/data",
-            capture=True,
-        ).stdout
+        before_state = host_state("/var/lib/kafka/data")
         print("before:", before_state)
         before = perf_runs(args.runs, args.records, args.record_size)
 
@@ -134,11 +139,7 @@ def main() -> int:
         # so the benchmark takes the downtime itself; site.yml then starts it on the new log dir.
         ssh("systemctl stop kafka.service")
         playbook(inv, "-e", f"@{after_vars}")
-        after_state = ssh(
-            "sysctl -n vm.swappiness vm.dirty_ratio vm.max_map_count; cat /sys/kernel/mm/transparent_hugepage/enabled;"
-            " findmnt -n -o FSTYPE,OPTIONS /var/lib/kafka/data2",
-            capture=True,
-        ).stdout
+        after_state = host_state("/var/lib/kafka/data2")
         print("after:", after_state)
         after = perf_runs(args.runs, args.records, args.record_size)
     finally:

@@ -22,6 +22,7 @@ kernel within a few seconds, and software emulation (TCG) otherwise; the choice 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -67,16 +68,11 @@ VM_INCLUDE = (
 )
 VM_RECIPE = 1
 
+# The container lab's tools without nspawn, plus QEMU and what makes the disk images.
 VM_TOOLS = {
-    "debootstrap": "debootstrap",
+    **{cmd: pkg for cmd, pkg in L.REQUIRED_TOOLS.items() if cmd != "systemd-nspawn"},
     "qemu-system-x86_64": "qemu-system-x86",
     "mkfs.ext4": "e2fsprogs",
-    "iptables": "iptables",
-    "ip": "iproute2",
-    "ssh": "openssh-client",
-    "ssh-keygen": "openssh-client",
-    "mount": "mount",
-    "umount": "mount",
     "truncate": "coreutils",
 }
 
@@ -330,8 +326,6 @@ class VmLab(L.Lab):
             self._ensure_accel(progress)
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        import fcntl
-
         with open(self.cache_dir / f".{base.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (base / "initrd.img").exists():
