@@ -2,7 +2,7 @@
 
     sudo .venv/bin/python tools/bench_tuning.py [--runs 5] [--records 20000] [--record-size 1024]
 
-Brings up its own VM lab (state /var/lib/kafka-metal/vmbench, bridge kmvb0, 10.233.0.0/24, so a
+Brings up its own VM lab (state /var/lib/kafka-metal/vmbench, bridge kmvb0, 10.242.0.0/24, so a
 running `tuning` scenario is left alone) with two data disks, then on the same VM:
 
 1. before: site.yml without the tuning role (``--skip-tags tuning``): kernel defaults, huge pages
@@ -104,7 +104,7 @@ def main() -> int:
     t0 = time.monotonic()
     sh([BIN / "kafka-metal", "dist", "build", "--version", "4.1.1"])
     sh([BIN / "kafka-metal", "lab", "up", *LAB, "--hosts", "1", "--disks", "2", "--bridge", "kmvb0",
-        "--subnet", "10.233.0.0/24"])  # fmt: skip
+        "--subnet", "10.242.0.0/24"])  # fmt: skip
     boot_s = time.monotonic() - t0
     inv = Path(tempfile.mkdtemp(prefix="kafka-metal-bench-"))
     try:

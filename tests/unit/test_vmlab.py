@@ -13,9 +13,27 @@ from kafka_metal import vmlab as V
 def test_defaults_keep_the_vm_lab_apart_from_the_container_lab():
     assert (V.DEFAULT_VM_BRIDGE, V.DEFAULT_VM_SUBNET) != (L.DEFAULT_BRIDGE, L.DEFAULT_SUBNET)
     lab = V.VmLab(state_dir="/nonexistent/vmlab")
-    assert (lab.net.bridge, lab.net.subnet, lab.default_hosts) == ("kmvm0", "10.232.0.0/24", 1)
+    assert (lab.net.bridge, lab.net.subnet, lab.default_hosts) == ("kmvm0", "10.241.0.0/24", 1)
     assert lab.base_dir.name.startswith("vm-bookworm-minbase-")
     assert lab.base_dir != L.Lab(state_dir="/nonexistent/lab").base_dir
+
+
+def test_no_test_or_tool_lab_shares_a_subnet_with_the_default_labs():
+    """CI runs the VM lane beside pytest's own labs: a shared subnet fails `lab up` (it did once)."""
+    import ipaddress
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    defaults = {ipaddress.ip_network(V.DEFAULT_VM_SUBNET), ipaddress.ip_network(L.DEFAULT_SUBNET)}
+    assert len(defaults) == 2 and not any(a.overlaps(b) for a in defaults for b in defaults if a != b)
+    found = {}
+    for path in [*root.glob("tests/integration/*.py"), *root.glob("tools/*.py")]:
+        for literal in re.findall(r"\b10\.\d+\.\d+\.0/\d+\b", path.read_text()):
+            found.setdefault(ipaddress.ip_network(literal), set()).add(path.name)
+    assert found, "no lab subnets found in tests/integration or tools"
+    clashes = {str(n): files for n, files in found.items() if any(n.overlaps(d) for d in defaults)}
+    assert not clashes
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ from . import lab as L
 
 DEFAULT_VM_STATE_DIR = "/var/lib/kafka-metal/vmlab"
 DEFAULT_VM_BRIDGE = "kmvm0"
-DEFAULT_VM_SUBNET = "10.232.0.0/24"
+DEFAULT_VM_SUBNET = "10.241.0.0/24"
 DEFAULT_VM_NETNS_PREFIX = "kmvm-"  # no namespaces are made; keeps the container lab's names apart
 DEFAULT_VM_HOSTS = 1
 DEFAULT_MEMORY_MIB = 3072
