@@ -61,6 +61,7 @@ class CallbackModule(CallbackBase):
         self._close()
         total = time.monotonic() - self._start
         top = self.get_option("top")
-        self._display.display(f"slowest tasks (of {len(self._durations)}, run {total:.0f} s):")
+        # on standard error: a run whose standard output is data (a JSON callback) stays parseable
+        self._display.display(f"slowest tasks (of {len(self._durations)}, run {total:.0f} s):", stderr=True)
         for name, seconds in slowest(self._durations, top):
-            self._display.display(f"  {seconds:7.1f} s  {name}")
+            self._display.display(f"  {seconds:7.1f} s  {name}", stderr=True)

@@ -16,7 +16,8 @@ class Display:
     def __init__(self):
         self.lines = []
 
-    def display(self, text):
+    def display(self, text, stderr=False):
+        assert stderr, "the summary goes to standard error"
         self.lines.append(text)
 
 
