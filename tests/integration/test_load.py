@@ -43,7 +43,6 @@ def kafka(tmp_path_factory):
 
 
 def test_load_loses_nothing(kafka):
-    t0 = time.monotonic()
     with load.Load(kafka.bootstrap, rate=300, partitions=3, replication_factor=1, min_isr=1) as run:
         # the first acknowledgement waits for the topic's leaders: seconds on a busy machine
         deadline = time.monotonic() + 60
@@ -51,14 +50,12 @@ def test_load_loses_nothing(kafka):
             assert time.monotonic() < deadline, "no record acknowledged within 60 s"
             time.sleep(0.2)
         time.sleep(5)
-        assert run.progress()["acked"] > 0
-    elapsed = time.monotonic() - t0
     report = run.report
     assert report.ok, report.problems()
     assert report.topic_created
     assert report.acked > 0 and report.consumed == report.acked == report.sent
-    # paced at 300/s: at least 5 s of it, never faster than the pace over the whole run
-    assert 1000 <= report.sent <= 300 * elapsed + 50, (report.sent, elapsed)
+    # paced at 300/s: at least 5 s of it, and no faster than the pace over the time it produced
+    assert 1000 <= report.sent <= 300 * report.seconds + 50, (report.sent, report.seconds)
     # acknowledgements keep coming (a broker on a busy CPU still pauses for seconds: JIT, GC)
     assert report.longest_ack_gap_seconds < 15.0 and report.first_ack_seconds is not None
     assert report.summary().startswith("OK")
