@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.metal.kafka.plugins.module_utils import cluster, properties, security, tuning, zookeeper
+from ansible_collections.metal.kafka.plugins.module_utils import cluster, luks, properties, security, tuning, zookeeper
 
 
 def _address(hostvars, host, var):
@@ -152,9 +152,15 @@ def tuning_sysctl_values(defaults, overrides=None):
     return _tuning(tuning.sysctl_values, defaults, overrides)
 
 
-def tuning_problems(disks, sysctls=None, sysctl_overrides=None, thp_enabled="madvise", thp_defrag="madvise"):
+def tuning_problems(
+    disks, sysctls=None, sysctl_overrides=None, thp_enabled="madvise", thp_defrag="madvise", luks_params=None
+):
     """Everything wrong with the tuning inventory, as messages (empty when it is fine)."""
-    out = tuning.disk_problems(disks)
+    out = tuning.disk_problems(disks) + luks.encryption_problems(disks)
+    try:
+        luks.luks_params(luks_params, "tuning_luks")
+    except luks.LuksError as exc:
+        out.append(str(exc))
     try:
         tuning.sysctl_values(sysctls, sysctl_overrides)
     except tuning.TuningError as exc:
@@ -163,6 +169,35 @@ def tuning_problems(disks, sysctls=None, sysctl_overrides=None, thp_enabled="mad
         out.append(f"tuning_thp_enabled must be one of {', '.join(tuning.THP_MODES)}, got {thp_enabled!r}")
     if thp_defrag not in tuning.THP_DEFRAG_MODES:
         out.append(f"tuning_thp_defrag must be one of {', '.join(tuning.THP_DEFRAG_MODES)}, got {thp_defrag!r}")
+    return out
+
+
+def tuning_luks_disks(disks, luks_params=None, keys=None):
+    """The encrypted entries of ``tuning_data_disks``, each with its device-mapper ``name``, the LUKS
+    parameters (``tuning_luks`` merged over the defaults) and ``key`` when a vault supplies it."""
+    try:
+        params = luks.luks_params(luks_params, "tuning_luks")
+    except luks.LuksError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+    out = []
+    for disk in disks or []:
+        if isinstance(disk, dict) and disk.get("encrypt") is True:
+            name = luks.mapper_name(disk)
+            entry = {**disk, "name": name, "mapped": f"/dev/mapper/{name}", "params": params}
+            if keys and name in keys:
+                entry["key"] = keys[name]
+            out.append(entry)
+    return out
+
+
+def tuning_disk_devices(disks):
+    """``tuning_data_disks`` with each encrypted entry's device replaced by its opened volume (the file
+    system goes on ``/dev/mapper/NAME``)."""
+    out = []
+    for disk in disks or []:
+        if isinstance(disk, dict) and disk.get("encrypt") is True:
+            disk = {**disk, "device": f"/dev/mapper/{luks.mapper_name(disk)}", "force_format": False}
+        out.append(disk)
     return out
 
 
@@ -210,6 +245,8 @@ class FilterModule:
             "zookeeper_restart_order": zookeeper_restart_order,
             "tuning_sysctl_values": tuning_sysctl_values,
             "tuning_problems": tuning_problems,
+            "tuning_luks_disks": tuning_luks_disks,
+            "tuning_disk_devices": tuning_disk_devices,
             "kafka_heap_size": kafka_heap_size,
             "kafka_heap_problem": kafka_heap_problem,
             "kafka_limit_problems": kafka_limit_problems,

@@ -243,9 +243,10 @@ def disk_problems(disks: object, name: str = "tuning_data_disks") -> list[str]:
         if not isinstance(disk, dict):
             out.append(f"{where} must be a mapping with device and path")
             continue
-        unknown = sorted(set(disk) - {"device", "path", "force_format", "label", "mount_options"})
+        known_keys = ("device", "path", "force_format", "label", "mount_options", "encrypt", "luks_name")
+        unknown = sorted(set(disk) - set(known_keys))
         if unknown:
-            known = "device, path, force_format, label, mount_options"
+            known = ", ".join(known_keys)
             out.append(f"{where} has unknown key(s) {', '.join(unknown)} (known: {known})")
         dev, path = disk.get("device"), disk.get("path")
         if not isinstance(dev, str) or not dev.startswith("/dev/"):

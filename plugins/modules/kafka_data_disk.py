@@ -90,57 +90,19 @@ import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.metal.kafka.plugins.module_utils.blockdev import (
+    blkid_probe,
+    partitions_of,
+    read_mounts,
+    same_device,
+)
 from ansible_collections.metal.kafka.plugins.module_utils.tuning import (
     TuningError,
     fstab_line,
-    parse_blkid_export,
     plan_disk,
     update_fstab,
     validate_mount_options,
 )
-
-
-def _unescape(path):
-    import re
-
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
-
-
-def read_mounts():
-    """[(source, mount point)] from mountinfo."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields, rfields = left.split(), right.split()
-            if len(fields) >= 5 and len(rfields) >= 2:
-                out.append((_unescape(rfields[1]), _unescape(fields[4])))
-    return out
-
-
-def _same_device(source, real):
-    if not source.startswith("/dev/"):
-        return False
-    try:
-        return os.path.realpath(source) == real
-    except OSError:
-        return False
-
-
-def probe(module, real):
-    rc, out, err = module.run_command(["blkid", "-p", "-o", "export", real])
-    if rc not in (0, 2):  # 2: no signature found
-        module.fail_json(msg=f"blkid could not read {real}: {err.strip() or out.strip()}")
-    return parse_blkid_export(out) if rc == 0 else {}
-
-
-def partitions_of(real):
-    name = os.path.basename(real)
-    base = f"/sys/class/block/{name}"
-    try:
-        return sorted(p for p in os.listdir(base) if os.path.exists(f"{base}/{p}/partition"))
-    except OSError:
-        return []
 
 
 def main():
@@ -172,17 +134,17 @@ def main():
     entries = []
     if not path_source and os.path.isdir(path):
         entries = os.listdir(path)
-    info = probe(module, real) if exists else {}
+    info = blkid_probe(module, real) if exists else {}
     try:
         plan = plan_disk(
             device=device,
             exists=exists,
             probe=info,
             partitions=partitions_of(real) if exists else [],
-            device_mounts=[mp for src, mp in mounts if _same_device(src, real)],
+            device_mounts=[mp for src, mp in mounts if same_device(src, real)],
             path=path,
             path_source=path_source,
-            path_source_is_device=bool(path_source) and _same_device(path_source, real),
+            path_source_is_device=bool(path_source) and same_device(path_source, real),
             path_entries=entries,
             force_format=p["force_format"],
         )
@@ -203,7 +165,7 @@ def main():
                 module.fail_json(msg="mkfs.xfs is missing: install xfsprogs (the tuning role does)")
             argv = [mkfs, "-q"] + (["-L", p["label"]] if p["label"] else []) + [real]
             module.run_command(argv, check_rc=True)
-            info = probe(module, real)
+            info = blkid_probe(module, real)
     uuid = info.get("UUID", "")
 
     try:

@@ -61,10 +61,12 @@ VM_INCLUDE = (
     # Baked in because apt inside a software-emulated VM costs minutes per run (ca-certificates-java
     # alone runs Java): Java, and what the tuning role would install. The roles find them present
     # and change nothing. Their install tasks are not skipped by that: Java's and timesyncd's run
-    # in every container scenario (xfsprogs' is the same apt task, run where a host lacks it).
+    # in every container scenario (xfsprogs' and cryptsetup-bin's are one apt task, run where a host
+    # lacks them).
     "openjdk-17-jre-headless",
     "systemd-timesyncd",
     "xfsprogs",
+    "cryptsetup-bin",
 )
 VM_RECIPE = 1
 

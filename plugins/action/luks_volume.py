@@ -1,0 +1,110 @@
+# Copyright: kafka-metal contributors
+# Apache License 2.0
+"""The controller's side of ``luks_volume``: the key store.
+
+Each volume's key lives on the controller in ``KEY_STORE/HOST/NAME.key`` (0600, in 0700 directories),
+generated here from 64 random bytes the first time, unless the task gives the key itself (from a
+vault). A rotation writes the next key to ``NAME.key.new`` first and promotes it only once the host
+reports the rotation finished, so an interrupted rotation resumes with the same new key and the store
+always holds a key that opens the volume. Keys travel only as ``no_log`` module arguments; nothing
+this plugin returns contains one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.metal.kafka.plugins.module_utils import luks
+
+OWN_ARGS = ("key_store", "host", "rotate")
+
+
+def store_paths(key_store, host, name):
+    base = os.path.join(key_store, host)
+    return base, os.path.join(base, f"{name}.key"), os.path.join(base, f"{name}.key.new")
+
+
+def read_key(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def write_key(path, key):
+    """Write a key file 0600 atomically (its directory 0700)."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        own = {k: args.pop(k) for k in OWN_ARGS if k in args}
+        name = args.get("name")
+        if not name:
+            raise AnsibleActionFail("luks_volume: name is required")
+        host = str(own.get("host") or task_vars.get("inventory_hostname"))
+        rotate = bool(own.get("rotate", False))
+        check = self._task.check_mode
+        key_path = new_path = None
+        if args.get("key") is None:
+            if not own.get("key_store"):
+                raise AnsibleActionFail(
+                    "luks_volume: give key_store (a directory on the controller) or key (from a vault)"
+                )
+            key_store = self._loader.path_dwim(os.path.expanduser(str(own["key_store"])))
+            _base, key_path, new_path = store_paths(key_store, host, name)
+            key = read_key(key_path)
+            if key is None:
+                key = luks.new_key()
+                if not check:
+                    write_key(key_path, key)
+            args["key"] = key
+            pending = read_key(new_path)
+            if rotate and args.get("new_key") is None:
+                if pending is None:
+                    pending = luks.new_key()
+                    if not check:
+                        write_key(new_path, pending)
+                args["new_key"] = pending
+            elif pending is not None and not rotate:
+                raise AnsibleActionFail(
+                    f"luks_volume: an interrupted key rotation of {name} on {host} left {new_path}; finish it "
+                    "first (kafka-metal luks rotate, or playbooks/luks_rotate.yml) - nothing was changed"
+                )
+        elif rotate and args.get("new_key") is None:
+            raise AnsibleActionFail("luks_volume: rotate with a key from a vault needs new_key from the vault too")
+
+        module_result = self._execute_module(
+            module_name="metal.kafka.luks_volume", module_args=args, task_vars=task_vars
+        )
+        result.update(module_result)
+        if result.get("failed") or check or not rotate or new_path is None:
+            return result
+        # the host reports the rotation done: the store's key becomes the new one
+        os.replace(new_path, key_path)
+        os.chmod(key_path, 0o600)
+        result["key_rotated"] = True
+        return result

@@ -1,0 +1,321 @@
+"""LUKS2 data-disk decisions: parameters, inventory entries, what happens to a device in each state,
+cryptsetup command lines, crypttab, luksDump, and the steps of a key rotation."""
+
+import base64
+import json
+
+import pytest
+from ansible_collections.metal.kafka.plugins.module_utils import luks
+from ansible_collections.metal.kafka.plugins.module_utils.luks import LuksError
+
+# --- parameters -----------------------------------------------------------------------------------
+
+
+def test_defaults_are_valid_and_overrides_merge():
+    assert luks.luks_params() == luks.LUKS_DEFAULTS
+    p = luks.luks_params({"pbkdf_memory": "65536", "iter_time": 500, "sector_size": None})
+    assert (p["pbkdf_memory"], p["iter_time"], p["sector_size"]) == (65536, 500, 4096)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"cipher": "aes-ecb"}, r"cipher 'aes-ecb' is not one kafka-metal supports: aes-xts-plain64"),
+        ({"key_size": 256, "cipher": "aes-cbc-essiv:sha256"}, None),
+        ({"key_size": 384}, r"key_size 384 does not fit aes-xts-plain64: use 256 or 512 \(bits\)"),
+        ({"key_size": True}, r"key_size must be a whole number, got True"),
+        ({"sector_size": 3000}, r"sector_size must be one of 512, 1024, 2048, 4096, got 3000"),
+        ({"sector_size": 8192}, r"sector_size must be 512-4096, got 8192"),
+        ({"pbkdf": "scrypt"}, r"pbkdf must be one of argon2id, argon2i, pbkdf2, got 'scrypt'"),
+        ({"pbkdf_memory": 8}, r"pbkdf_memory \(KiB\) must be 32-4194304, got 8"),
+        ({"pbkdf_parallel": 8}, r"pbkdf_parallel must be 1-4, got 8"),
+        ({"iter_time": "2s"}, r"iter_time \(ms\) must be a whole number, got '2s'"),
+        ({"hash": "sha1"}, r"unknown key\(s\) hash \(known: cipher, key_size"),
+    ],
+)
+def test_parameters_are_checked_with_the_fix(overrides, message):
+    if message is None:
+        assert luks.luks_params(overrides)["key_size"] == 256
+        return
+    with pytest.raises(LuksError, match=message):
+        luks.luks_params(overrides)
+
+
+def test_pbkdf_arguments_follow_the_function():
+    assert luks.pbkdf_args(luks.LUKS_DEFAULTS) == [
+        "--pbkdf",
+        "argon2id",
+        "--iter-time",
+        "2000",
+        "--pbkdf-memory",
+        "262144",
+        "--pbkdf-parallel",
+        "2",
+    ]
+    assert luks.pbkdf_args(luks.luks_params({"pbkdf": "pbkdf2"})) == ["--pbkdf", "pbkdf2", "--iter-time", "2000"]
+
+
+# --- inventory entries ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("disks", "problems"),
+    [
+        ([{"device": "/dev/vdb", "path": "/var/lib/kafka/data1", "encrypt": True}], []),
+        ([{"device": "/dev/vdb", "path": "/d1"}, {"device": "/dev/vdc", "path": "/d2", "encrypt": False}], []),
+        (
+            [{"device": "/dev/vdb", "path": "/d1", "encrypt": "yes"}],
+            ["tuning_data_disks[0].encrypt must be true or false, got 'yes'"],
+        ),
+        (
+            [{"device": "/dev/vdb", "path": "/d1", "luks_name": "x"}],
+            ["tuning_data_disks[0].luks_name is set but encrypt is not true: set encrypt: true or drop luks_name"],
+        ),
+        (
+            [{"device": "/dev/vdb", "path": "/d1", "encrypt": True, "luks_name": "bad name"}],
+            ["tuning_data_disks[0].luks_name must be 1-64 letters, digits, '.', '-' or '_', got 'bad name'"],
+        ),
+        (
+            [
+                {"device": "/dev/vdb", "path": "/a/data", "encrypt": True},
+                {"device": "/dev/vdc", "path": "/b/data", "encrypt": True},
+            ],
+            ["tuning_data_disks[1]: the LUKS name kafka-data is also used by tuning_data_disks[0]; set luks_name"],
+        ),
+        ("not a list", []),
+    ],
+)
+def test_encryption_entries(disks, problems):
+    assert luks.encryption_problems(disks) == problems
+
+
+def test_mapper_names():
+    assert luks.default_mapper_name("/var/lib/kafka/data1/") == "kafka-data1"
+    assert luks.default_mapper_name("/srv/kafka data") == "kafka-kafka-data"
+    assert luks.mapper_name({"path": "/x/d2", "luks_name": "secret-d2"}) == "secret-d2"
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+
+def test_new_keys_are_64_random_bytes_and_differ():
+    a, b = luks.new_key(), luks.new_key()
+    assert a != b and len(base64.b64decode(a)) == 64 and luks.normalize_key(a) == a
+
+
+def test_keys_lose_surrounding_whitespace_and_short_ones_are_refused():
+    key = "k" * 40
+    assert luks.normalize_key(key + "\n") == key
+    with pytest.raises(LuksError, match="too short: a volume key needs at least 32 characters"):
+        luks.normalize_key("secret\n")
+    with pytest.raises(LuksError, match="must be a string"):
+        luks.normalize_key(12345)
+
+
+# --- the device's starting state decides ---------------------------------------------------------
+
+REAL = "/dev/vdb"
+
+
+def plan(**kw):
+    args = dict(
+        device="/dev/disk/by-id/virtio-kmdata1",
+        exists=True,
+        probe={},
+        partitions=[],
+        device_mounts=[],
+        holders=[],
+        name="kafka-data1",
+        mapping_backing=None,
+        real=REAL,
+        key_opens=None,
+        force_format=False,
+    )
+    args.update(kw)
+    return luks.plan_volume(**args)
+
+
+FORMAT = {"format": True, "wipe": False, "open": True}
+WIPE = {"format": True, "wipe": True, "open": True}
+KEEP_OPEN = {"format": False, "wipe": False, "open": True}
+NOTHING = {"format": False, "wipe": False, "open": False}
+LUKS = {"TYPE": "crypto_LUKS", "UUID": "u-1"}
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("empty", FORMAT),
+        ("ours, closed", KEEP_OPEN),
+        ("ours, open", NOTHING),
+        ("foreign luks, forced", WIPE),
+        ("ext4, forced", WIPE),
+        ("partition table, forced", WIPE),
+    ],
+)
+def test_what_is_done_for_each_starting_state(state, expected):
+    kw = {
+        "empty": {},
+        "ours, closed": {"probe": LUKS, "key_opens": True},
+        "ours, open": {"probe": LUKS, "key_opens": True, "holders": ["kafka-data1"], "mapping_backing": REAL},
+        "foreign luks, forced": {"probe": LUKS, "key_opens": False, "force_format": True},
+        "ext4, forced": {"probe": {"TYPE": "ext4"}, "force_format": True},
+        "partition table, forced": {"probe": {"PTTYPE": "gpt"}, "force_format": True},
+    }[state]
+    assert plan(**kw) == expected
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"exists": False}, r"virtio-kmdata1 does not exist on this host: check the device path"),
+        ({"probe": {"TYPE": "ext4"}}, r"already holds a file system or signature \(ext4\); .*set force_format: true"),
+        ({"probe": {"TYPE": "xfs"}}, r"already holds a file system or signature \(xfs\)"),
+        ({"probe": {"TYPE": "swap"}}, r"\(swap\)"),
+        ({"probe": {"PTTYPE": "dos"}}, r"already holds a dos partition table"),
+        ({"partitions": ["vdb1"], "probe": LUKS, "key_opens": True}, r"already holds partitions \(vdb1\)"),
+        ({"probe": LUKS, "key_opens": False}, r"a LUKS header that the volume's key does not open .*force_format"),
+        (
+            {"probe": {"TYPE": "ext4"}, "device_mounts": ["/mnt"], "force_format": True},
+            r"is mounted at /mnt; unmount it first \(nothing was changed\)",
+        ),
+        (
+            {"probe": LUKS, "key_opens": True, "holders": ["other-vol"], "force_format": True},
+            r"is in use by other-vol \(a device-mapper volume or RAID\)",
+        ),
+        ({"mapping_backing": "/dev/vdc"}, r"the device-mapper name kafka-data1 is already in use for /dev/vdc"),
+        (
+            {
+                "probe": LUKS,
+                "key_opens": False,
+                "holders": ["kafka-data1"],
+                "mapping_backing": REAL,
+                "force_format": True,
+            },
+            r"is open as kafka-data1 but the key kafka-metal holds for it does not open",
+        ),
+    ],
+)
+def test_refusals_name_the_problem_and_the_fix(kw, message):
+    with pytest.raises(LuksError, match=message):
+        plan(**kw)
+
+
+def test_every_refusal_says_nothing_was_changed():
+    for kw in ({"probe": {"TYPE": "ext4"}}, {"probe": LUKS, "key_opens": False}, {"device_mounts": ["/x"]}):
+        with pytest.raises(LuksError, match=r"nothing was changed"):
+            plan(**kw)
+
+
+# --- command lines --------------------------------------------------------------------------------
+
+
+def test_format_command_carries_every_parameter_and_no_key():
+    argv = luks.format_argv(
+        "/sbin/cryptsetup", "/dev/vdb", "/etc/kafka-metal/luks/kafka-data1.key", luks.LUKS_DEFAULTS, label="kafka-data1"
+    )
+    assert argv[:5] == ["/sbin/cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2"]
+    pairs = dict(zip(argv[5::2], argv[6::2], strict=False))
+    assert pairs["--cipher"] == "aes-xts-plain64" and pairs["--key-size"] == "512"
+    assert pairs["--sector-size"] == "4096" and pairs["--pbkdf"] == "argon2id" and pairs["--label"] == "kafka-data1"
+    assert argv[-3:] == ["--key-file", "/etc/kafka-metal/luks/kafka-data1.key", "/dev/vdb"]
+
+
+def test_key_commands():
+    assert luks.open_argv("cs", "/dev/vdb", "n", "/k") == [
+        "cs",
+        "open",
+        "--type",
+        "luks2",
+        "--key-file",
+        "/k",
+        "/dev/vdb",
+        "n",
+    ]
+    assert luks.test_key_argv("cs", "/dev/vdb", "-")[-4:] == ["luks2", "--key-file", "-", "/dev/vdb"]
+    add = luks.add_key_argv("cs", "/dev/vdb", "/old", "/new", luks.LUKS_DEFAULTS)
+    assert add[:3] == ["cs", "luksAddKey", "--batch-mode"] and add[-4:] == ["--key-file", "/old", "/dev/vdb", "/new"]
+    assert luks.remove_key_argv("cs", "/dev/vdb", "/old") == ["cs", "luksRemoveKey", "--batch-mode", "/dev/vdb", "/old"]
+
+
+# --- crypttab -------------------------------------------------------------------------------------
+
+
+def test_crypttab_entry_by_uuid_replaces_only_ours():
+    line = luks.crypttab_line("kafka-data1", "u-1", "/etc/kafka-metal/luks/kafka-data1.key")
+    assert line == "kafka-data1 UUID=u-1 /etc/kafka-metal/luks/kafka-data1.key luks,nofail"
+    before = "# <target name> <source device> <key file> <options>\nswap /dev/vda3 /dev/urandom swap\n"
+    after = luks.update_crypttab(before, "kafka-data1", line)
+    assert after == before + line + "\n"
+    assert luks.update_crypttab(after, "kafka-data1", line) == after
+    moved = luks.update_crypttab(after.replace("u-1", "u-0"), "kafka-data1", line)
+    assert moved == after
+
+
+def test_crypttab_refuses_a_second_name_for_the_same_volume():
+    with pytest.raises(LuksError, match=r"already unlocks UUID=u-1 as old-name; remove that entry or set luks_name"):
+        luks.update_crypttab("old-name UUID=u-1 none luks\n", "kafka-data1", "kafka-data1 UUID=u-1 /k luks")
+
+
+# --- luksDump -------------------------------------------------------------------------------------
+
+DUMP = {
+    "keyslots": {
+        "1": {"type": "luks2", "key_size": 64, "kdf": {"type": "argon2id", "time": 4, "memory": 262144, "cpus": 2}},
+        "0": {"type": "luks2", "key_size": 64, "kdf": {"type": "pbkdf2", "hash": "sha256", "iterations": 1000}},
+    },
+    "segments": {"0": {"type": "crypt", "offset": "16777216", "encryption": "aes-xts-plain64", "sector_size": 4096}},
+}
+
+
+def test_dump_is_read_into_the_parameter_names():
+    dump = luks.parse_dump(json.dumps(DUMP))
+    assert (dump["cipher"], dump["key_size"], dump["sector_size"]) == ("aes-xts-plain64", 512, 4096)
+    assert list(dump["keyslots"]) == [0, 1]
+    assert dump["keyslots"][1] == {"pbkdf": "argon2id", "memory": 262144, "parallel": 2, "iterations": 4}
+    assert luks.parameter_drift(dump, luks.LUKS_DEFAULTS) == []
+    drift = luks.parameter_drift(dump, luks.luks_params({"sector_size": 512}))
+    assert drift == ["sector_size is 4096 on the volume, 512 asked (set at format time; re-encrypt to change it)"]
+
+
+@pytest.mark.parametrize("text", ["", "{}", "not json", '{"segments": {}}'])
+def test_unreadable_dump_is_an_error(text):
+    with pytest.raises(LuksError, match="cannot read the LUKS2 metadata"):
+        luks.parse_dump(text)
+
+
+# --- key rotation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("current_opens", "new_opens", "installed", "steps"),
+    [
+        (True, False, "current", ["add_new", "install_new", "remove_current"]),  # start
+        (True, True, "current", ["install_new", "remove_current"]),  # stopped after adding
+        (True, True, "new", ["remove_current"]),  # stopped after installing
+        (True, True, "missing", ["install_new", "remove_current"]),  # stopped mid-install
+        (False, True, "new", []),  # done
+        (False, True, "current", ["install_new"]),  # slot removed, file not (cannot happen in order; repaired)
+        (True, False, "other", ["add_new", "install_new", "remove_current"]),
+    ],
+)
+def test_rotation_resumes_from_any_point(current_opens, new_opens, installed, steps):
+    assert luks.plan_rotation(current_opens=current_opens, new_opens=new_opens, installed=installed) == steps
+
+
+def test_rotation_never_removes_the_current_key_before_the_new_one_is_in_place():
+    for current_opens in (True, False):
+        for new_opens in (True, False):
+            for installed in ("current", "new", "other", "missing"):
+                if not (current_opens or new_opens):
+                    continue
+                steps = luks.plan_rotation(current_opens=current_opens, new_opens=new_opens, installed=installed)
+                assert steps == [s for s in luks.ROTATION_STEPS if s in steps]  # always in this order
+                if "remove_current" in steps:
+                    assert new_opens or "add_new" in steps
+                    assert installed == "new" or "install_new" in steps
+
+
+def test_rotation_with_no_working_key_stops_and_says_so():
+    with pytest.raises(LuksError, match="neither the current nor the new key opens the volume: do not reboot"):
+        luks.plan_rotation(current_opens=False, new_opens=False, installed="current")
