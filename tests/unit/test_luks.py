@@ -319,3 +319,64 @@ def test_rotation_never_removes_the_current_key_before_the_new_one_is_in_place()
 def test_rotation_with_no_working_key_stops_and_says_so():
     with pytest.raises(LuksError, match="neither the current nor the new key opens the volume: do not reboot"):
         luks.plan_rotation(current_opens=False, new_opens=False, installed="current")
+
+
+# --- the role's view: filters and the command line's table --------------------------------------
+
+
+def test_role_filters_split_encrypted_disks_and_point_the_file_system_at_the_volume():
+    from ansible_collections.metal.kafka.plugins.filter.kafka import tuning_disk_devices, tuning_luks_disks
+
+    disks = [
+        {"device": "/dev/vdb", "path": "/var/lib/kafka/data1", "encrypt": True, "force_format": True},
+        {"device": "/dev/vdc", "path": "/var/lib/kafka/data2", "encrypt": True, "luks_name": "d2"},
+        {"device": "/dev/vdd", "path": "/var/lib/kafka/data3"},
+    ]
+    enc = tuning_luks_disks(disks, {"iter_time": 500}, {"d2": "vault key " * 4})
+    assert [(e["name"], e["mapped"], e["params"]["iter_time"]) for e in enc] == [
+        ("kafka-data1", "/dev/mapper/kafka-data1", 500),
+        ("d2", "/dev/mapper/d2", 500),
+    ]
+    assert "key" not in enc[0] and enc[1]["key"].startswith("vault key")
+    devices = tuning_disk_devices(disks)
+    assert [d["device"] for d in devices] == ["/dev/mapper/kafka-data1", "/dev/mapper/d2", "/dev/vdd"]
+    # forcing is for the raw device (LUKS format); the opened volume is never forced
+    assert devices[0]["force_format"] is False
+
+
+def test_role_validation_reports_luks_problems_before_any_host_changes():
+    from ansible_collections.metal.kafka.plugins.filter.kafka import tuning_problems
+
+    disks = [{"device": "/dev/vdb", "path": "/var/lib/kafka/data1", "encrypt": "yes"}]
+    problems = tuning_problems(disks, {"vm.swappiness": 1}, {}, "madvise", "madvise", {"key_size": 100})
+    assert problems == [
+        "tuning_data_disks[0].encrypt must be true or false, got 'yes'",
+        "tuning_luks.key_size must be 128-512, got 100",
+    ]
+
+
+def test_status_table_and_problems():
+    from kafka_metal.luks import status_rows
+
+    results = {
+        "node2": {"unreachable": True, "msg": "ssh: connect refused"},
+        "node1": {
+            "volumes": [
+                {"name": "kafka-data1", "device": "/dev/vdb", "open": True, "mounted_at": ["/var/lib/kafka/data1"],
+                 "cipher": "aes-xts-plain64", "key_size": 512, "sector_size": 4096, "keyslots": {"0": {}, "1": {}},
+                 "problems": []},
+                {"name": "kafka-data2", "device": "/dev/vdc", "open": False, "mounted_at": [], "cipher": None,
+                 "keyslots": {}, "problems": ["/etc/kafka-metal/luks/kafka-data2.key is missing"]},
+            ]
+        },
+        "node3": {"volumes": []},
+    }  # fmt: skip
+    rows, problems = status_rows(results)
+    assert rows[0] == ("node1", "kafka-data1", "/dev/vdb", "open", "/var/lib/kafka/data1",
+                       "aes-xts-plain64 512b 4096B", "0,1", "ok")  # fmt: skip
+    assert rows[1][3] == "closed" and rows[1][-1].endswith("kafka-data2.key is missing")
+    assert rows[2][:2] == ("node2", "-") and rows[3] == ("node3", "(none)", "", "", "", "", "", "")
+    assert problems == [
+        "node1 kafka-data2: /etc/kafka-metal/luks/kafka-data2.key is missing",
+        "node2: ssh: connect refused",
+    ]

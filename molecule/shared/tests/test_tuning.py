@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
-from ansible_collections.metal.kafka.plugins.module_utils import tuning
+from ansible_collections.metal.kafka.plugins.module_utils import luks, tuning
 from kafka_metal import REPO_ROOT, smoke
 
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "")
@@ -28,6 +28,8 @@ TOPIC = "tuning-durable"
 MESSAGES = 5000
 
 pytestmark = pytest.mark.skipif(SCENARIO != "tuning", reason="host tuning checks run in the `tuning` scenario (VM)")
+# module-level figures gathered across the checks (reboot, boot-time unlock)
+BOOT_FIGURES = {}
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +98,24 @@ def check_host(cluster, name, host):
         source, fstype, options = mount.split()
         assert fstype == "xfs", (d, fstype)
         assert "noatime" in options.split(",") and "nobarrier" not in options, options
-        assert host.check_output(f"readlink -f {source}") == host.check_output(f"readlink -f {d['device']}")
-        uuid = host.check_output(f"blkid -s UUID -o value {d['device']}")
+        # an encrypted disk's file system is on its opened volume (test_luks checks the volume itself)
+        device = f"/dev/mapper/{luks.mapper_name(d)}" if d.get("encrypt") else d["device"]
+        assert host.check_output(f"readlink -f {source}") == host.check_output(f"readlink -f {device}")
+        uuid = host.check_output(f"blkid -s UUID -o value {device}")
         assert f"UUID={uuid} {d['path']} xfs noatime" in fstab, fstab
         root = host.file(d["path"])
         assert (root.user, root.group, root.mode) == ("kafka", "kafka", 0o750)
+
+    # encrypted disks: unlocked by systemd from crypttab (at boot, or by the role before a reboot)
+    for d in disks:
+        if d.get("encrypt"):
+            mapped = luks.mapper_name(d)
+            unit = f"systemd-cryptsetup@{host.check_output(f'systemd-escape {mapped}')}.service"
+            assert " crypt" in host.check_output(f"dmsetup status {mapped}")
+            assert host.check_output(f"cryptsetup status {mapped} | awk '/ type:/ {{print $2}}'") == "LUKS2"
+            BOOT_FIGURES[unit] = host.check_output(
+                f"systemctl show {unit} -p ActiveState -p InactiveExitTimestampMonotonic "
+                "-p ActiveEnterTimestampMonotonic")
 
     # the unit's hardening, as systemd has it and as the process lives it
     show = dict(
@@ -187,7 +202,7 @@ def test_tuning_holds_on_the_running_host(cluster, node):
 
 def test_tuning_refuses_a_disk_that_holds_a_file_system(cluster, node, inventory):
     name, host = node
-    spare = "/dev/disk/by-id/virtio-kmdata3"
+    spare = "/dev/disk/by-id/virtio-kmdata4"
     # somebody's data on the third disk
     host.check_output(
         f"mkfs.ext4 -q -F -L precious {spare} && mkdir -p /mnt/precious && mount {spare} /mnt/precious && "
@@ -195,7 +210,7 @@ def test_tuning_refuses_a_disk_that_holds_a_file_system(cluster, node, inventory
     )
     digest = host.check_output(f"dd if={spare} bs=1M count=64 status=none | sha256sum")
     fstab = host.file("/etc/fstab").content_string
-    args = {"device": spare, "path": "/var/lib/kafka/data3", "owner": "kafka", "group": "kafka"}
+    args = {"device": spare, "path": "/var/lib/kafka/data4", "owner": "kafka", "group": "kafka"}
     proc = subprocess.run(
         [str(BIN / "ansible"), name, "-i", inventory, "-m", "metal.kafka.kafka_data_disk", "-a", json.dumps(args)],
         capture_output=True, text=True, env=_env(), cwd=REPO_ROOT, timeout=600,
@@ -207,7 +222,7 @@ def test_tuning_refuses_a_disk_that_holds_a_file_system(cluster, node, inventory
     assert host.check_output(f"dd if={spare} bs=1M count=64 status=none | sha256sum") == digest
     assert host.check_output(f"blkid -s LABEL -o value {spare}") == "precious"
     assert host.file("/etc/fstab").content_string == fstab
-    assert not host.file("/var/lib/kafka/data3").exists
+    assert not host.file("/var/lib/kafka/data4").exists
     assert host.run("findmnt --source " + spare).rc != 0
 
 
@@ -241,8 +256,16 @@ def test_tuning_reboot_keeps_tuning_broker_and_data(cluster, node, inventory, bo
     after = consume_all(bootstrap, TOPIC, MESSAGES)
     assert after == before, "records differ after the reboot"
 
+    # the encrypted volumes were unlocked at boot by systemd (crypttab), each in its own unit
+    unlock = {}
+    for unit, text in BOOT_FIGURES.items():
+        show = dict(line.split("=", 1) for line in text.splitlines())
+        assert show["ActiveState"] == "active", (unit, show)
+        unlock[unit] = round((int(show["ActiveEnterTimestampMonotonic"]) - int(show["InactiveExitTimestampMonotonic"]))
+                             / 1e6, 2)
     FIGURES.mkdir(parents=True, exist_ok=True)
     (FIGURES / "tuning-reboot.json").write_text(
-        json.dumps({"ssh_back_s": round(ssh_back, 1), "broker_serving_s": round(ready, 1)}, indent=2) + "\n"
+        json.dumps({"ssh_back_s": round(ssh_back, 1), "broker_serving_s": round(ready, 1), "boot_unlock_s": unlock},
+                   indent=2) + "\n"
     )
     print(f"reboot: ssh back after {ssh_back:.1f} s, broker serving the topic after {ready:.1f} s")
