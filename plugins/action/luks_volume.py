@@ -67,7 +67,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("luks_volume: name is required")
         host = str(own.get("host") or task_vars.get("inventory_hostname"))
         rotate = bool(own.get("rotate", False))
-        check = self._task.check_mode
+        check = bool(self._play_context.check_mode)
         key_path = new_path = None
         if args.get("key") is None:
             if not own.get("key_store"):
