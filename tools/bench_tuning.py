@@ -22,36 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-STATE = "/var/lib/kafka-metal/vmbench"
-LAB = ["--vm", "--state-dir", STATE]
-PERF = re.compile(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\)")
+from vmbench import create_topic, figures_dir, inventory, lab_down, lab_up, line, perf_run, playbook, ssh, summary
+
 TOPIC = "bench"
-
-
-def sh(argv, **kw):
-    print("+", " ".join(str(a) for a in argv), flush=True)
-    return subprocess.run([str(a) for a in argv], check=True, text=True, **kw)
-
-
-def ssh(cmd: str, capture=False):
-    return sh([BIN / "kafka-metal", "lab", "ssh", *LAB, "node1", "--", cmd], capture_output=capture)
-
-
-def playbook(inv: Path, *extra):
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_PIPELINING": "True"}
-    sh([BIN / "ansible-playbook", REPO / "site.yml", "-i", inv, *extra], env=env, cwd=REPO)
 
 
 def host_state(log_dir: str) -> str:
@@ -64,33 +41,13 @@ def host_state(log_dir: str) -> str:
 
 
 def perf_runs(runs: int, records: int, size: int) -> list[dict]:
-    bootstrap = "node1:9092"
-    tools = "/opt/kafka/current/bin"
-    ssh(f"{tools}/kafka-topics.sh --bootstrap-server {bootstrap} --create --if-not-exists --topic {TOPIC} "
-        "--partitions 6 --replication-factor 1")  # fmt: skip
+    create_topic(TOPIC)
     out = []
     for i in range(runs):
-        r = ssh(
-            f"KAFKA_HEAP_OPTS=-Xmx512m {tools}/kafka-producer-perf-test.sh --topic {TOPIC} --num-records {records} "
-            f"--record-size {size} --throughput -1 --producer-props bootstrap.servers={bootstrap} acks=all "
-            "linger.ms=5 batch.size=131072 compression.type=none",
-            capture=True,
-        )
-        m = PERF.findall(r.stdout)
-        if not m:
-            raise SystemExit(f"no summary in perf output:\n{r.stdout}\n{r.stderr}")
-        sent, rps, mbps = m[-1]
-        out.append({"run": i + 1, "records": int(sent), "records_per_s": float(rps), "mb_per_s": float(mbps)})
-        print(f"  run {i + 1}: {rps} records/s, {mbps} MB/s", flush=True)
+        r = perf_run(TOPIC, records, size)
+        out.append({"run": i + 1, **r})
+        print(f"  run {i + 1}: {r['records_per_s']} records/s, {r['mb_per_s']} MB/s", flush=True)
     return out
-
-
-def summary(runs: list[dict]) -> dict:
-    def stats(key):
-        values = [r[key] for r in runs]
-        return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-    return {"records_per_s": stats("records_per_s"), "mb_per_s": stats("mb_per_s"), "runs": runs}
 
 
 def main() -> int:
@@ -102,20 +59,10 @@ def main() -> int:
     args = ap.parse_args()
 
     t0 = time.monotonic()
-    sh([BIN / "kafka-metal", "dist", "build", "--version", "4.1.1"])
-    sh([BIN / "kafka-metal", "lab", "up", *LAB, "--hosts", "1", "--disks", "2", "--bridge", "kmvb0",
-        "--subnet", "10.242.0.0/24"])  # fmt: skip
+    lab_up(disks=2)
     boot_s = time.monotonic() - t0
-    inv = Path(tempfile.mkdtemp(prefix="kafka-metal-bench-"))
+    inv = inventory("")
     try:
-        shutil.copy(f"{STATE}/inventory.yml", inv / "lab.yml")
-        (inv / "hosts.yml").write_text(
-            "all:\n  children:\n    kafka_controllers: {hosts: {node1: {}}}\n    kafka_brokers: {hosts: {node1: {}}}\n"
-        )
-        (inv / "group_vars").mkdir()
-        scenario = (REPO / "molecule" / "tuning" / "group_vars" / "all" / "scenario.yml").read_text()
-        scenario = scenario.split("\ntuning_data_disks:")[0] + "\n"
-        (inv / "group_vars" / "all.yml").write_text(scenario)
         before_vars = inv / "before.yml"
         before_vars.write_text("broker_log_dirs: [/var/lib/kafka/data]\ntuning_data_disks: []\n")
         after_vars = inv / "after.yml"
@@ -144,7 +91,7 @@ def main() -> int:
         after = perf_runs(args.runs, args.records, args.record_size)
     finally:
         if not args.keep:
-            subprocess.run([BIN / "kafka-metal", "lab", "down", *LAB], check=False)
+            lab_down()
         shutil.rmtree(inv, ignore_errors=True)
 
     result = {
@@ -154,16 +101,9 @@ def main() -> int:
         "after": {"state": after_state.split("\n"), **summary(after)},
         "total_s": round(time.monotonic() - t0, 1),
     }
-    figures = Path(os.environ.get("KAFKA_METAL_FIGURES_DIR", "/tmp/kafka-metal-figures"))
-    figures.mkdir(parents=True, exist_ok=True)
-    (figures / "tuning-bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    (figures_dir() / "tuning-bench.json").write_text(json.dumps(result, indent=2) + "\n")
     for phase in ("before", "after"):
-        s = result[phase]
-        print(
-            f"{phase:6}: records/s min {s['records_per_s']['min']:.0f} median {s['records_per_s']['median']:.0f} "
-            f"max {s['records_per_s']['max']:.0f}; MB/s min {s['mb_per_s']['min']:.2f} "
-            f"median {s['mb_per_s']['median']:.2f} max {s['mb_per_s']['max']:.2f}"
-        )
+        print(line(phase, result[phase]))
     return 0
 
 
