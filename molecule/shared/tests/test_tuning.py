@@ -8,6 +8,7 @@ after a reboot, with the broker back and every message produced before it read b
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -114,7 +115,7 @@ def check_host(cluster, name, host):
             assert " crypt" in host.check_output(f"dmsetup status {mapped}")
             assert host.check_output(f"cryptsetup status {mapped} | awk '/ type:/ {{print $2}}'") == "LUKS2"
             BOOT_FIGURES[unit] = host.check_output(
-                f"systemctl show {unit} -p ActiveState -p InactiveExitTimestampMonotonic "
+                f"systemctl show {shlex.quote(unit)} -p ActiveState -p InactiveExitTimestampMonotonic "
                 "-p ActiveEnterTimestampMonotonic")
 
     # the unit's hardening, as systemd has it and as the process lives it
