@@ -15,7 +15,6 @@ VM lab down.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -24,6 +23,7 @@ import time
 from vmbench import (
     BOOTSTRAP,
     TOOLS,
+    arguments,
     create_topic,
     figures_dir,
     inventory,
@@ -56,12 +56,7 @@ def place(topic: str, log_dir: str, partitions: int = 6) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--records", type=int, default=20000)
-    ap.add_argument("--record-size", type=int, default=1024)
-    ap.add_argument("--keep", action="store_true", help="leave the VM lab up afterwards")
-    args = ap.parse_args()
+    args = arguments(__doc__)
 
     t0 = time.monotonic()
     lab_up(disks=2)

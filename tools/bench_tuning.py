@@ -20,13 +20,24 @@ Prints min / median / max of records/s and MB/s for both, writes them as JSON
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
 import time
 
-from vmbench import create_topic, figures_dir, inventory, lab_down, lab_up, line, perf_run, playbook, ssh, summary
+from vmbench import (
+    arguments,
+    create_topic,
+    figures_dir,
+    inventory,
+    lab_down,
+    lab_up,
+    line,
+    perf_run,
+    playbook,
+    ssh,
+    summary,
+)
 
 TOPIC = "bench"
 
@@ -51,12 +62,7 @@ def perf_runs(runs: int, records: int, size: int) -> list[dict]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--records", type=int, default=20000)
-    ap.add_argument("--record-size", type=int, default=1024)
-    ap.add_argument("--keep", action="store_true", help="leave the VM lab up afterwards")
-    args = ap.parse_args()
+    args = arguments(__doc__)
 
     t0 = time.monotonic()
     lab_up(disks=2)

@@ -7,6 +7,7 @@ The benchmarks use their own VM lab (state /var/lib/kafka-metal/vmbench, bridge 
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -101,3 +102,13 @@ def figures_dir() -> Path:
     figures = Path(os.environ.get("KAFKA_METAL_FIGURES_DIR", "/tmp/kafka-metal-figures"))
     figures.mkdir(parents=True, exist_ok=True)
     return figures
+
+
+def arguments(doc: str) -> argparse.Namespace:
+    """The options every benchmark takes."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--records", type=int, default=20000)
+    ap.add_argument("--record-size", type=int, default=1024)
+    ap.add_argument("--keep", action="store_true", help="leave the VM lab up afterwards")
+    return ap.parse_args()

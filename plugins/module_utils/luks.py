@@ -11,9 +11,11 @@ them from root-only files or from its standard input.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
+import tempfile
 
 # The parameters of a new volume. AES-XTS with a 512-bit key (two AES-256 keys) is cryptsetup's
 # default and runs on the CPU's AES instructions; 4096-byte sectors match XFS's block size and cost
@@ -154,6 +156,20 @@ def normalize_key(key: object, name: str = "key") -> str:
             "(leave it unset and kafka-metal generates 64 random bytes)"
         )
     return text
+
+
+def write_secret(path: str, data: str | bytes, mode: int = 0o400) -> None:
+    """Write ``data`` to ``path`` atomically, readable by its owner only from the first byte on."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def key_path(mapped: str, suffix: str = "key", key_dir: str = KEY_DIR) -> str:

@@ -141,7 +141,6 @@ import contextlib
 import hashlib
 import os
 import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.metal.kafka.plugins.module_utils import luks
@@ -212,19 +211,8 @@ class Volume:
         return luks.parse_dump(self.run([self.cryptsetup, "luksDump", "--dump-json-metadata", self.real]))
 
 
-def write_secret(path, text):
-    """Write ``text`` to ``path`` root-only (0400) and atomically: never a moment with other modes."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        os.fchmod(fd, 0o400)
-        with os.fdopen(fd, "wb") as f:
-            f.write(text if isinstance(text, bytes) else text.encode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def write_secret(path, data):
+    luks.write_secret(path, data, 0o400)
 
 
 def read_secret(path):
