@@ -305,6 +305,31 @@ def header_backup_argv(cryptsetup: str, device: str, backup_file: str) -> list[s
     return [cryptsetup, "luksHeaderBackup", "--batch-mode", device, "--header-backup-file", backup_file]
 
 
+LUKS2_MAGIC = b"LUKS\xba\xbe"
+LUKS2_BINARY_HEADER = 4096
+
+
+def header_identity(data: bytes) -> tuple[str, int, bytes] | None:
+    """(UUID, sequence id, binary header) of a LUKS2 primary header at the start of ``data``, else None.
+
+    LUKS2 raises the sequence id on every metadata write, and the binary header's checksum covers the
+    JSON metadata; a key slot is never added, changed or removed without both. So a backup whose first
+    4096 bytes equal the device's is still the device's header, and need not be taken again (taking
+    one reads and writes 16 MiB with the default layout)."""
+    head = bytes(data[:LUKS2_BINARY_HEADER])
+    if len(head) < LUKS2_BINARY_HEADER or head[:6] != LUKS2_MAGIC or int.from_bytes(head[6:8], "big") != 2:
+        return None
+    seqid = int.from_bytes(head[16:24], "big")
+    uuid = head[168:208].split(b"\0", 1)[0].decode("ascii", "replace")
+    return uuid, seqid, head
+
+
+def header_current(device_head: bytes, backup_head: bytes) -> bool:
+    """Whether a header backup starting with ``backup_head`` is the header now on the device."""
+    device = header_identity(device_head)
+    return device is not None and device == header_identity(backup_head)
+
+
 # --- crypttab -------------------------------------------------------------------------------------
 
 

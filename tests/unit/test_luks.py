@@ -380,3 +380,45 @@ def test_status_table_and_problems():
         "node1 kafka-data2: /etc/kafka-metal/luks/kafka-data2.key is missing",
         "node2: ssh: connect refused",
     ]
+
+
+def _luks2_head(seqid: int, uuid: str = "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9", csum: bytes = b"\x01" * 64) -> bytes:
+    head = bytearray(4096)
+    head[0:6] = b"LUKS\xba\xbe"
+    head[6:8] = (2).to_bytes(2, "big")
+    head[8:16] = (16384).to_bytes(8, "big")
+    head[16:24] = seqid.to_bytes(8, "big")
+    head[168 : 168 + len(uuid)] = uuid.encode()
+    head[448:512] = csum
+    return bytes(head) + b"\0" * 512
+
+
+def test_header_identity_reads_uuid_and_sequence_id():
+    uuid, seqid, head = luks.header_identity(_luks2_head(7))
+    assert (uuid, seqid, len(head)) == ("0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9", 7, 4096)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"LUKS\xba\xbe",  # truncated
+        b"\0" * 8192,  # no header
+        b"SKUL\xba\xbe" + b"\0" * 4090,  # a secondary header is not where a backup starts
+        b"LUKS\xba\xbe\x00\x01" + b"\0" * 4088,  # LUKS1
+    ],
+)
+def test_header_identity_refuses_what_is_not_a_luks2_primary_header(data):
+    assert luks.header_identity(data) is None
+
+
+def test_header_backup_is_current_only_while_the_header_is_unchanged():
+    on_device = _luks2_head(5)
+    assert luks.header_current(on_device, _luks2_head(5))
+    # a key added or removed raises the sequence id (and changes the checksum over the metadata)
+    assert not luks.header_current(_luks2_head(6), on_device)
+    assert not luks.header_current(_luks2_head(5, csum=b"\x02" * 64), on_device)
+    # another volume's backup, a missing backup, a device without LUKS2
+    assert not luks.header_current(on_device, _luks2_head(5, uuid="ffffffff-4f50-4617-8293-a4b5c6d7e8f9"))
+    assert not luks.header_current(on_device, b"")
+    assert not luks.header_current(b"\0" * 4096, b"\0" * 4096)
