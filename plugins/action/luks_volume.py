@@ -8,10 +8,15 @@ vault). A rotation writes the next key to ``NAME.key.new`` first and promotes it
 reports the rotation finished, so an interrupted rotation resumes with the same new key and the store
 always holds a key that opens the volume. Keys travel only as ``no_log`` module arguments; nothing
 this plugin returns contains one.
+
+The host's LUKS header backup is copied to ``KEY_STORE/HOST/NAME.header`` (0600) whenever the digest
+the module reports differs from the copy's: once after a format or a rotation, not on every run.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 
 from ansible.errors import AnsibleActionFail
@@ -30,6 +35,14 @@ def read_key(path):
     try:
         with open(path) as f:
             return f.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def file_sha256(path):
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
     except FileNotFoundError:
         return None
 
@@ -58,12 +71,12 @@ class ActionModule(ActionBase):
         rotate = bool(own.get("rotate", False))
         check = bool(self._play_context.check_mode)
         key_path = new_path = None
+        key_store = self._loader.path_dwim(os.path.expanduser(str(own["key_store"]))) if own.get("key_store") else None
         if args.get("key") is None:
-            if not own.get("key_store"):
+            if key_store is None:
                 raise AnsibleActionFail(
                     "luks_volume: give key_store (a directory on the controller) or key (from a vault)"
                 )
-            key_store = self._loader.path_dwim(os.path.expanduser(str(own["key_store"])))
             _base, key_path, new_path = store_paths(key_store, host, name)
             key = read_key(key_path)
             if key is None:
@@ -90,6 +103,10 @@ class ActionModule(ActionBase):
             module_name="metal.kafka.luks_volume", module_args=args, task_vars=task_vars
         )
         result.update(module_result)
+        if result.get("failed"):
+            return result
+        if key_store is not None:
+            self._copy_header(result, os.path.join(key_store, host, f"{name}.header"), check, task_vars)
         if result.get("failed") or check or not rotate or new_path is None:
             return result
         # the host reports the rotation done: the store's key becomes the new one
@@ -97,3 +114,24 @@ class ActionModule(ActionBase):
         os.chmod(key_path, 0o600)
         result["key_rotated"] = True
         return result
+
+    def _copy_header(self, result, local, check, task_vars):
+        """Copy the host's header backup to ``local`` when the copy is missing or differs."""
+        remote, digest = result.get("header_backup"), result.get("header_sha256")
+        if not remote or not digest or file_sha256(local) == digest:
+            return
+        result["changed"] = True
+        result.setdefault("actions", []).append(f"copy the header backup to the controller: {local}")
+        if check:
+            return
+        slurped = self._execute_module(
+            module_name="ansible.legacy.slurp", module_args={"src": remote}, task_vars=task_vars
+        )
+        if slurped.get("failed"):
+            result.update(failed=True, msg=f"luks_volume: cannot read the header backup {remote}: {slurped.get('msg')}")
+            return
+        data = base64.b64decode(slurped["content"])
+        if hashlib.sha256(data).hexdigest() != digest:
+            result.update(failed=True, msg=f"luks_volume: the header backup {remote} changed while it was copied")
+            return
+        write_key(local, data)

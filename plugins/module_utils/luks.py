@@ -30,7 +30,12 @@ LUKS_DEFAULTS = {
     "pbkdf_memory": 262144,
     "pbkdf_parallel": 2,
     "iter_time": 2000,
+    # 0: cryptsetup benchmarks the host for iter_time; N: exactly N iterations (and, for argon2, exactly
+    # pbkdf_memory), the same cost on every host whatever its load when the disk is formatted
+    "pbkdf_iterations": 0,
 }
+# cryptsetup's lower bounds for a forced iteration count
+MIN_ITERATIONS = {"argon2id": 4, "argon2i": 4, "pbkdf2": 1000}
 CIPHER_KEY_SIZES = {
     "aes-xts-plain64": (256, 512),
     "serpent-xts-plain64": (256, 512),
@@ -88,11 +93,22 @@ def luks_params(overrides: dict | None = None, name: str = "tuning_luks") -> dic
     p["pbkdf_memory"] = _int(p["pbkdf_memory"], f"{name}.pbkdf_memory (KiB)", 32, 4194304)
     p["pbkdf_parallel"] = _int(p["pbkdf_parallel"], f"{name}.pbkdf_parallel", 1, 4)
     p["iter_time"] = _int(p["iter_time"], f"{name}.iter_time (ms)", 100, 60000)
+    p["pbkdf_iterations"] = _int(p["pbkdf_iterations"], f"{name}.pbkdf_iterations", 0, 4294967295)
+    low = MIN_ITERATIONS[p["pbkdf"]]
+    if 0 < p["pbkdf_iterations"] < low:
+        raise LuksError(
+            f"{name}.pbkdf_iterations must be 0 (benchmark for iter_time) or at least {low} for {p['pbkdf']}, "
+            f"got {p['pbkdf_iterations']}"
+        )
     return p
 
 
 def pbkdf_args(params: dict) -> list[str]:
-    args = ["--pbkdf", params["pbkdf"], "--iter-time", str(params["iter_time"])]
+    iterations = params.get("pbkdf_iterations") or 0
+    if iterations:
+        args = ["--pbkdf", params["pbkdf"], "--pbkdf-force-iterations", str(iterations)]
+    else:
+        args = ["--pbkdf", params["pbkdf"], "--iter-time", str(params["iter_time"])]
     if params["pbkdf"].startswith("argon2"):
         args += ["--pbkdf-memory", str(params["pbkdf_memory"]), "--pbkdf-parallel", str(params["pbkdf_parallel"])]
     return args
@@ -277,9 +293,20 @@ def open_argv(cryptsetup: str, device: str, name: str, key_file: str) -> list[st
     return [cryptsetup, "open", "--type", "luks2", "--key-file", key_file, device, name]
 
 
-def test_key_argv(cryptsetup: str, device: str, key_file: str) -> list[str]:
-    """Exit 0 when the key opens a key slot; 2 when none does. Needs no device-mapper."""
-    return [cryptsetup, "open", "--test-passphrase", "--type", "luks2", "--key-file", key_file, device]
+def test_key_argv(cryptsetup: str, device: str, key_file: str, slot: int | None = None) -> list[str]:
+    """Exit 0 when the key opens a key slot (``slot`` only, when given; a key that opens none makes
+    cryptsetup try every slot, each at the full key derivation cost); 2 when none does. Verbose, so
+    the output names the slot (:func:`unlocked_slot`). Needs no device-mapper."""
+    argv = [cryptsetup, "open", "--test-passphrase", "--verbose", "--type", "luks2", "--key-file", key_file]
+    if slot is not None:
+        argv += ["--key-slot", str(slot)]
+    return [*argv, device]
+
+
+def unlocked_slot(output: str) -> int | None:
+    """The slot a verbose ``cryptsetup open`` reports it unlocked (``Key slot 2 unlocked.``)."""
+    m = re.search(r"^Key slot (\d+) unlocked\.", output or "", re.M)
+    return int(m.group(1)) if m else None
 
 
 def add_key_argv(cryptsetup: str, device: str, auth_key_file: str, new_key_file: str, params: dict) -> list[str]:

@@ -80,6 +80,13 @@ options:
     description: Milliseconds a key slot takes to open (the time cost, measured on this host by cryptsetup).
     type: int
     default: 2000
+  pbkdf_iterations:
+    description:
+      - Exactly this many key derivation iterations (and, for argon2, exactly O(pbkdf_memory)) instead of
+        a benchmark for O(iter_time); 0 benchmarks. A fixed cost does not depend on how busy the host is
+        when a key slot is made.
+    type: int
+    default: 0
   key_dir:
     description: Where the key file and the header backup live on the host.
     type: path
@@ -121,6 +128,10 @@ header_backup:
   description: The header backup's path on the host (empty in check mode before the first format).
   returned: always
   type: str
+header_sha256:
+  description: SHA-256 of the header backup on the host (the action plugin fetches it when its copy differs).
+  returned: always
+  type: str
 keyslots:
   description: Key slots in use, with their key derivation function.
   returned: always
@@ -153,7 +164,8 @@ from ansible_collections.metal.kafka.plugins.module_utils.blockdev import (
     read_mounts,
 )
 
-PARAMS = ("cipher", "key_size", "sector_size", "pbkdf", "pbkdf_memory", "pbkdf_parallel", "iter_time")
+PARAMS = ("cipher", "key_size", "sector_size", "pbkdf", "pbkdf_memory", "pbkdf_parallel", "iter_time",
+          "pbkdf_iterations")
 
 
 def argument_spec():
@@ -172,6 +184,7 @@ def argument_spec():
         pbkdf_memory=dict(type="int", default=luks.LUKS_DEFAULTS["pbkdf_memory"]),
         pbkdf_parallel=dict(type="int", default=luks.LUKS_DEFAULTS["pbkdf_parallel"]),
         iter_time=dict(type="int", default=luks.LUKS_DEFAULTS["iter_time"]),
+        pbkdf_iterations=dict(type="int", default=luks.LUKS_DEFAULTS["pbkdf_iterations"]),
         key_dir=dict(type="path", default=luks.KEY_DIR),
         crypttab=dict(type="path", default="/etc/crypttab"),
         crypttab_options=dict(type="str", default=luks.CRYPTTAB_OPTIONS),
@@ -198,11 +211,19 @@ class Volume:
             self.module.fail_json(msg=f"{what} failed on {self.real} (exit {rc}): {(err or out).strip()}")
         return out
 
-    def opens(self, key=None, key_file=None):
-        """Whether ``key`` (sent on stdin) or ``key_file`` opens a key slot."""
-        argv = luks.test_key_argv(self.cryptsetup, self.real, key_file or "-")
-        rc, _out, _err = self.module.run_command(argv, data=key, binary_data=True, environ_update={"LC_ALL": "C"})
-        return rc == 0
+    def slot_of(self, key=None, key_file=None, slot=None):
+        """The key slot ``key`` (sent on stdin) or ``key_file`` opens (trying only ``slot`` when given),
+        else None. Each slot tried costs a full key derivation: callers that know the slot say so."""
+        argv = luks.test_key_argv(self.cryptsetup, self.real, key_file or "-", slot)
+        rc, out, err = self.module.run_command(argv, data=key, binary_data=True, environ_update={"LC_ALL": "C"})
+        if rc != 0:
+            return None
+        found = luks.unlocked_slot(f"{out}\n{err}")
+        return found if found is not None else slot if slot is not None else -1
+
+    def opens(self, key=None, key_file=None, slot=None):
+        """Whether ``key`` (sent on stdin) or ``key_file`` opens a key slot (``slot``, when given)."""
+        return self.slot_of(key=key, key_file=key_file, slot=slot) is not None
 
     def uuid(self):
         return self.run([self.cryptsetup, "luksUUID", self.real], what="luksUUID").strip()
@@ -256,13 +277,16 @@ def installed_state(path, key, new_key):
     return "current" if content == key else "new" if content == new_key else "other"
 
 
-def rotate(vol, key, new_key, params, key_file, actions, check):
-    """Rotate one volume from ``key`` to ``new_key``, resuming whatever an earlier run left."""
-    current_opens, new_opens = vol.opens(key=key), vol.opens(key=new_key)
+def rotate(vol, key, new_key, params, key_file, actions, check, slots=None):
+    """Rotate one volume from ``key`` to ``new_key``, resuming whatever an earlier run left.
+    ``slots``: (the slot ``key`` opens, the slot ``new_key`` opens), None for a key that opens none;
+    read from the volume when not given."""
+    current_slot, new_slot = slots if slots is not None else (vol.slot_of(key=key), vol.slot_of(key=new_key))
     try:
         steps = luks.plan_rotation(
-            current_opens=current_opens, new_opens=new_opens, installed=installed_state(key_file, key, new_key)
-        )
+            current_opens=current_slot is not None, new_opens=new_slot is not None,
+            installed=installed_state(key_file, key, new_key),
+        )  # fmt: skip
     except luks.LuksError as exc:
         vol.module.fail_json(msg=f"{vol.real} ({vol.name}): {exc}")
     new_file = luks.key_path(vol.name, "key.new", vol.key_dir)
@@ -279,18 +303,21 @@ def rotate(vol, key, new_key, params, key_file, actions, check):
         if step == "add_new":
             write_secret(new_file, new_key)
             write_secret(old_file, key)
+            slots_before = set(vol.dump()["keyslots"])
             try:
                 vol.run(luks.add_key_argv(vol.cryptsetup, vol.real, old_file, new_file, params), what="luksAddKey")
             finally:
                 os.unlink(old_file)
-            if not vol.opens(key_file=new_file):
+            added = sorted(set(vol.dump()["keyslots"]) - slots_before)
+            new_slot = added[0] if len(added) == 1 else None
+            if new_slot is None or not vol.opens(key_file=new_file, slot=new_slot):
                 vol.module.fail_json(msg=f"{vol.real}: the new key was added but does not open the volume; the old "
                                          "key still does and is still installed (nothing else was changed)")
         elif step == "install_new":
             write_secret(new_file, new_key)
             os.replace(new_file, key_file)
         else:
-            if not vol.opens(key_file=key_file):
+            if not vol.opens(key_file=key_file, slot=new_slot):
                 vol.module.fail_json(msg=f"{vol.real}: the installed key file does not open the volume; the old "
                                          "key was not removed")
             write_secret(old_file, key)
@@ -301,14 +328,30 @@ def rotate(vol, key, new_key, params, key_file, actions, check):
     if not check:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(new_file)
-        if vol.opens(key=key) or not vol.opens(key_file=key_file):
+        # the old key's slot is gone (read from the metadata: testing a key that opens nothing would
+        # make cryptsetup derive every slot's key in turn) and the installed key file opens its own
+        slots = vol.dump()["keyslots"]
+        old_remains = current_slot is not None and current_slot >= 0 and current_slot in slots
+        if old_remains or not vol.opens(key_file=key_file, slot=new_slot if new_slot in slots else None):
             vol.module.fail_json(msg=f"{vol.real}: after the rotation the old key still opens the volume or the "
                                      "installed key does not; look at `cryptsetup luksDump` before rebooting")
 
 
+def read_head(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(luks.LUKS2_BINARY_HEADER)
+    except FileNotFoundError:
+        return b""
+
+
 def header_backup(vol, path, actions, check):
-    """Refresh ``path`` when the header differs from it. cryptsetup writes a backup only to a new file:
-    it goes to the module's private temporary directory first, and replaces ``path`` only when it differs."""
+    """Refresh ``path`` when the header differs from it. A backup whose binary header (sequence id and
+    metadata checksum included) equals the device's is current and left alone. Otherwise: cryptsetup
+    writes a backup only to a new file, so it goes to the module's private temporary directory first,
+    and replaces ``path`` only when it differs."""
+    if luks.header_current(read_head(vol.real), read_head(path)):
+        return
     tmp = os.path.join(vol.module.tmpdir, f"{vol.name}.header")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
@@ -353,9 +396,12 @@ def main():
     vol = Volume(module, real, name, key_dir) if exists else None
     info = blkid_probe(module, real) if exists else {}
     is_luks = info.get("TYPE") == "crypto_LUKS"
-    key_opens = None
+    key_opens = key_slot = new_slot = None
     if is_luks:
-        key_opens = vol.opens(key=key) or (new_key is not None and vol.opens(key=new_key))
+        key_slot = vol.slot_of(key=key)
+        if new_key is not None:
+            new_slot = vol.slot_of(key=new_key)
+        key_opens = key_slot is not None or new_slot is not None
     try:
         plan = luks.plan_volume(
             device=device, exists=exists, probe=info, partitions=partitions_of(real) if exists else [],
@@ -385,7 +431,7 @@ def main():
         if not check:
             vol.run(luks.format_argv(vol.cryptsetup, real, key_file, params, p["label"]), what="luksFormat")
     elif new_key is not None:
-        rotate(vol, key, new_key, params, key_file, actions, check)
+        rotate(vol, key, new_key, params, key_file, actions, check, (key_slot, new_slot))
     else:
         # ours already: the installed key file must be the one the controller holds
         pass
@@ -437,7 +483,8 @@ def main():
 
     module.exit_json(
         changed=bool(actions), device=real, uuid=uuid, mapped=f"/dev/mapper/{name}",
-        header_backup=backup if os.path.exists(backup) else "", keyslots={str(k): v for k, v in keyslots.items()},
+        header_backup=backup if os.path.exists(backup) else "", header_sha256=file_digest(backup) or "",
+        keyslots={str(k): v for k, v in keyslots.items()},
         drift=drift, actions=actions,
         diff={"before": crypttab_before, "after": crypttab_after, "before_header": p["crypttab"],
               "after_header": p["crypttab"]},

@@ -194,3 +194,20 @@ def test_module_check_mode_on_an_empty_device_reports_and_changes_nothing(device
     assert not (tmp_path / "kd").exists() and not (tmp_path / "crypttab").exists()
     assert not (tmp_path / "store").exists(), "check mode wrote a key to the store"
     assert subprocess.run(["blkid", "-p", device], capture_output=True).returncode == 2
+
+
+def test_a_forced_cost_is_exactly_what_the_slot_gets_and_keys_are_found_by_slot(device, tmp_path):
+    """argon2id with a forced iteration count: no benchmark, so the slot has exactly the asked memory
+    and iterations; a key test names the slot it opened, and a test limited to another slot fails."""
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir(mode=0o700)
+    key = luks.new_key()
+    key_file = luks.key_path("kmtest", "key", str(key_dir))
+    M.write_secret(key_file, key)
+    vol = M.Volume(HostModule(str(tmp_path)), device, "kmtest", str(key_dir))
+    params = luks.luks_params({"pbkdf_iterations": 4, "pbkdf_memory": 32768, "pbkdf_parallel": 1})
+    vol.run(luks.format_argv(vol.cryptsetup, device, key_file, params), what="luksFormat")
+    assert vol.dump()["keyslots"] == {0: {"pbkdf": "argon2id", "memory": 32768, "parallel": 1, "iterations": 4}}
+    assert vol.slot_of(key=key) == 0 and vol.slot_of(key_file=key_file, slot=0) == 0
+    assert vol.slot_of(key=luks.new_key()) is None
+    assert vol.slot_of(key=key, slot=1) is None

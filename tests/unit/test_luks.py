@@ -55,6 +55,40 @@ def test_pbkdf_arguments_follow_the_function():
     assert luks.pbkdf_args(luks.luks_params({"pbkdf": "pbkdf2"})) == ["--pbkdf", "pbkdf2", "--iter-time", "2000"]
 
 
+def test_a_forced_iteration_count_replaces_the_benchmark():
+    p = luks.luks_params({"pbkdf_iterations": 4, "pbkdf_memory": 32768, "pbkdf_parallel": 1})
+    assert luks.pbkdf_args(p) == [
+        "--pbkdf", "argon2id", "--pbkdf-force-iterations", "4", "--pbkdf-memory", "32768", "--pbkdf-parallel", "1",
+    ]  # fmt: skip
+    p = luks.luks_params({"pbkdf": "pbkdf2", "pbkdf_iterations": "100000"})
+    assert luks.pbkdf_args(p) == ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "100000"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"pbkdf_iterations": 3}, r"pbkdf_iterations must be 0 \(benchmark for iter_time\) or at least 4 for argon2id"),
+        ({"pbkdf": "pbkdf2", "pbkdf_iterations": 999}, r"at least 1000 for pbkdf2, got 999"),
+        ({"pbkdf_iterations": -1}, r"pbkdf_iterations must be a whole number, got -1"),
+        ({"pbkdf_iterations": True}, r"pbkdf_iterations must be a whole number, got True"),
+    ],
+)
+def test_bad_iteration_counts_are_refused(overrides, message):
+    with pytest.raises(LuksError, match=message):
+        luks.luks_params(overrides)
+
+
+def test_a_key_test_can_name_its_slot_and_reports_the_one_it_opened():
+    assert luks.test_key_argv("cryptsetup", "/dev/vdb", "-", 2) == [
+        "cryptsetup", "open", "--test-passphrase", "--verbose", "--type", "luks2", "--key-file", "-",
+        "--key-slot", "2", "/dev/vdb",
+    ]  # fmt: skip
+    assert "--key-slot" not in luks.test_key_argv("cryptsetup", "/dev/vdb", "/k")
+    assert luks.unlocked_slot("Key slot 2 unlocked.\nCommand successful.\n") == 2
+    assert luks.unlocked_slot("No key available with this passphrase.\n") is None
+    assert luks.unlocked_slot("") is None
+
+
 # --- inventory entries ----------------------------------------------------------------------------
 
 

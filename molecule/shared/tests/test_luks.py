@@ -94,10 +94,11 @@ def test_luks_volumes_have_the_configured_parameters(cluster, node, encrypted, k
         # two slots: the key file and the passphrase, both with the asked key derivation
         assert len(parsed["keyslots"]) == 2, parsed["keyslots"]
         for slot in parsed["keyslots"].values():
-            assert (slot["pbkdf"], slot["memory"], slot["parallel"]) == (
+            assert (slot["pbkdf"], slot["memory"], slot["parallel"], slot["iterations"]) == (
                 want["pbkdf"],
                 want["pbkdf_memory"],
                 want["pbkdf_parallel"],
+                want["pbkdf_iterations"],
             ), slot
         assert host.check_output(f"blkid -p -s LABEL -o value {d['device']}") == d["label"]
         # opened by the kernel under its name, with the file system on it mounted at the log dir
@@ -153,7 +154,7 @@ def start_prover(host, encrypted):
     )
     loop = (
         f"rm -f /root/prove.stop; while [ ! -e /root/prove.stop ]; do if {script} 2>/root/prove.err; "
-        "then echo ok; else echo FAIL $(cat /root/prove.err); fi; done > /root/prove.log"
+        "then echo ok; else echo FAIL $(cat /root/prove.err); fi; sleep 1; done > /root/prove.log"
     )
     host.check_output(
         f"systemctl reset-failed {PROVER} 2>/dev/null; systemd-run --unit={PROVER} /bin/sh -c " + shlex.quote(loop)
