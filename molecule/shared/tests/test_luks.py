@@ -286,7 +286,7 @@ def test_luks_operation_times(cluster, node, inventory, key_store):
     store = str(key_store.parent)
     args = {"device": TIMING_DISK, "name": "kafka-timing", "key_store": store}
     params = luks.luks_params(cluster["var"](name, "tuning_luks"))
-    args.update({k: params[k] for k in ("pbkdf", "pbkdf_memory", "pbkdf_parallel", "iter_time")})
+    args.update({k: params[k] for k in ("pbkdf", "pbkdf_memory", "pbkdf_parallel", "iter_time", "pbkdf_iterations")})
     figures = {}
     for step, extra in (("format_open_crypttab_backup", {}), ("rerun_unchanged", {}), ("rotate", {"rotate": True})):
         t0 = time.monotonic()
