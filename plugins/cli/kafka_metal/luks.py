@@ -34,6 +34,7 @@ def collect_status(args):
 
     env = _ansible_env()
     env.update({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"})
+    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # standard output must be the JSON alone
     argv = [_tool("ansible"), HOSTS, *_inventory_args(args), "--become", "-m", "metal.kafka.luks_volume_info"]
     proc = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     try:
