@@ -13,14 +13,22 @@ description:
   - Reads memory, the hard limits systemd (PID 1) can grant, whether kernel settings can be changed
     (C(/proc/sys) is read-only in containers), the transparent huge page modes and active swap.
   - Never changes anything; the tuning role and the JVM sizing decide from these facts.
-options: {}
+  - Also says which of the given O(paths) exist, so a role can look for several tools in the same
+    module run (each module run costs seconds on a slow or emulated host).
+options:
+  paths:
+    description: Paths to look for (tools, daemons); the ones that exist come back in RV(paths_present).
+    type: list
+    elements: path
+    default: []
 extends_documentation_fragment:
   - metal.kafka.read_only
 """
 
 EXAMPLES = r"""
-- name: Read the host's capabilities
+- name: Read the host's capabilities, and which NTP daemon is installed
   metal.kafka.kafka_host_facts:
+    paths: [/usr/sbin/chronyd, /usr/sbin/ntpd, /lib/systemd/systemd-timesyncd]
   register: __host
 """
 
@@ -54,6 +62,11 @@ swaps:
   returned: always
   type: list
   elements: str
+paths_present:
+  description: The given O(paths) that exist, in the given order.
+  returned: always
+  type: list
+  elements: str
 """
 
 import os
@@ -73,7 +86,9 @@ def _read(path, default=""):
 
 
 def main():
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec={"paths": {"type": "list", "elements": "path", "default": []}}, supports_check_mode=True
+    )
     mem_total = 0
     for line in _read("/proc/meminfo").splitlines():
         if line.startswith("MemTotal:"):
@@ -93,6 +108,7 @@ def main():
         thp_enabled=thp_mode(_read(f"{THP}/enabled")),
         thp_defrag=thp_mode(_read(f"{THP}/defrag")),
         swaps=swaps,
+        paths_present=[p for p in module.params["paths"] if os.path.exists(p)],
     )
 
 
