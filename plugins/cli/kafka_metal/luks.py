@@ -29,18 +29,21 @@ def _inventory_args(args):
 
 
 def collect_status(args):
-    """``{host: result}`` of ``luks_volume_info`` on every host (through Ansible's JSON callback)."""
+    """``{host: result}`` of ``luks_volume_info`` on every host (through the collection's
+    ``metal.kafka.json_results`` callback: standard output is that JSON alone)."""
     from .main import _ansible_env, _tool
 
     env = _ansible_env()
-    env.update({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"})
-    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # standard output must be the JSON alone
+    env.update({"ANSIBLE_STDOUT_CALLBACK": "metal.kafka.json_results", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"})
+    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
     argv = [_tool("ansible"), HOSTS, *_inventory_args(args), "--become", "-m", "metal.kafka.luks_volume_info"]
     proc = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     try:
         data = json.loads(proc.stdout)
-        return data["plays"][0]["tasks"][0]["hosts"]
-    except (ValueError, KeyError, IndexError):
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        return data
+    except ValueError:
         tail = (proc.stderr or proc.stdout).strip()[-2000:]
         raise SystemExit(f"ansible failed (exit {proc.returncode}): {tail}") from None
 
