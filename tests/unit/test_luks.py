@@ -456,3 +456,48 @@ def test_header_backup_is_current_only_while_the_header_is_unchanged():
     assert not luks.header_current(on_device, _luks2_head(5, uuid="ffffffff-4f50-4617-8293-a4b5c6d7e8f9"))
     assert not luks.header_current(on_device, b"")
     assert not luks.header_current(b"\0" * 4096, b"\0" * 4096)
+
+
+# --- the action plugin's copy of the header backup ------------------------------------------------
+
+
+def _action(slurp_results):
+    from ansible_collections.metal.kafka.plugins.action import luks_volume as A
+
+    action = object.__new__(A.ActionModule)
+    calls = []
+
+    def execute_module(module_name, module_args, task_vars):
+        calls.append((module_name, module_args))
+        return slurp_results.pop(0)
+
+    action._execute_module = execute_module
+    return action, calls
+
+
+def test_the_header_backup_is_copied_only_when_its_digest_differs(tmp_path):
+    import hashlib
+
+    header = b"LUKS\xba\xbe" + bytes(4090) + b"keyslots" * 100
+    digest = hashlib.sha256(header).hexdigest()
+    local = tmp_path / "store" / "node1" / "kafka-data1.header"
+    action, calls = _action([{"content": base64.b64encode(header).decode()}])
+    result = {"header_backup": "/etc/kafka-metal/luks/kafka-data1.header", "header_sha256": digest, "changed": False}
+    action._copy_header(result, str(local), check=False, task_vars={})
+    assert local.read_bytes() == header and oct(local.stat().st_mode & 0o777) == "0o600"
+    assert oct(local.parent.stat().st_mode & 0o777) == "0o700"
+    assert result["changed"] and calls == [("ansible.legacy.slurp", {"src": result["header_backup"]})]
+    # the same digest again: nothing read, nothing changed
+    again = {**result, "changed": False, "actions": []}
+    action._copy_header(again, str(local), check=False, task_vars={})
+    assert again["changed"] is False and len(calls) == 1
+
+
+def test_the_header_copy_in_check_mode_and_when_it_changes_in_flight(tmp_path):
+    local = tmp_path / "kafka-data1.header"
+    action, calls = _action([{"content": base64.b64encode(b"other bytes").decode()}])
+    result = {"header_backup": "/h", "header_sha256": "0" * 64}
+    action._copy_header(result, str(local), check=True, task_vars={})
+    assert result["changed"] and not calls and not local.exists()
+    action._copy_header(result, str(local), check=False, task_vars={})
+    assert result["failed"] and "changed while it was copied" in result["msg"] and not local.exists()
