@@ -102,3 +102,35 @@ def test_valid_inventory_gets_past_validation(tmp_path, inv):
     assert rc != 0  # nobody listens on port 1
     assert "The inventory is not valid" not in out
     assert "UNREACHABLE" in out
+
+
+# One part of the tuning runs alone with its tag: the role is imported (a dynamic include with no
+# tag of its own would be skipped with every task in it), and the facts every part reads carry
+# every part's tag.
+PART_TASKS = {
+    "thp": ["Transparent huge pages at every boot", "Apply the huge pages modes now"],
+    "sysctl": ["Kernel settings"],
+    "luks": ["tuning : Data disks"],  # the include of disks.yml, whose LUKS tasks carry the tag
+    "disks": ["tuning : Data disks"],
+}
+
+
+@pytest.mark.parametrize("playbook", ["site.yml", "playbooks/tuning.yml"])
+@pytest.mark.parametrize("tag", sorted(PART_TASKS))
+def test_one_tuning_part_runs_alone_by_its_tag(tmp_path, playbook, tag):
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory()))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"))
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), playbook, "-i", str(path),
+                           "--list-tasks", "--tags", tag], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    tasks = [line.strip() for line in proc.stdout.splitlines() if "TAGS:" in line]
+    assert any("Read the host's capabilities" in t for t in tasks), tasks
+    for name in PART_TASKS[tag]:
+        assert any(name in t for t in tasks), f"{name!r} not listed for --tags {tag}: {tasks}"
+    # and nothing of the other parts, or of the other roles
+    assert not any(t.startswith("metal.kafka.java : Install OpenJDK\t") for t in tasks), tasks
+    others = {n for part, names in PART_TASKS.items() if part != tag for n in names} - set(PART_TASKS[tag])
+    assert not any(n in t for n in others for t in tasks), tasks
