@@ -211,3 +211,14 @@ def test_a_forced_cost_is_exactly_what_the_slot_gets_and_keys_are_found_by_slot(
     assert vol.slot_of(key=key) == 0 and vol.slot_of(key_file=key_file, slot=0) == 0
     assert vol.slot_of(key=luks.new_key()) is None
     assert vol.slot_of(key=key, slot=1) is None
+
+
+def test_rotation_with_a_store_that_lacks_the_key_is_refused_and_creates_nothing(device, tmp_path):
+    """A rotation pointed at the wrong key store must not invent a key for a volume it cannot open."""
+    args = {"device": device, "name": "kmtest", "key_store": str(tmp_path / "store"), "rotate": True,
+            "key_dir": str(tmp_path / "kd"), "crypttab": str(tmp_path / "crypttab")}
+    proc = _adhoc(args)
+    assert proc.returncode != 0
+    assert "a rotation needs the key that opens the volume now" in proc.stdout
+    assert "tuning_luks_key_store" in proc.stdout and "nothing was changed" in proc.stdout
+    assert not (tmp_path / "store").exists() and not (tmp_path / "kd").exists()

@@ -3,6 +3,7 @@ cryptsetup command lines, crypttab, luksDump, and the steps of a key rotation.""
 
 import base64
 import json
+import os
 
 import pytest
 from ansible_collections.metal.kafka.plugins.module_utils import luks
@@ -461,7 +462,12 @@ def test_header_backup_is_current_only_while_the_header_is_unchanged():
 # --- the action plugin's copy of the header backup ------------------------------------------------
 
 
-def _action(slurp_results):
+def _action(slurp_results, become=False, remote_user="root", files=None):
+    """The action plugin with its module runs and its connection's file transfer recorded: ``files``
+    maps remote paths to the bytes a transfer reads (a path missing from it refuses the transfer)."""
+    from types import SimpleNamespace
+
+    from ansible.errors import AnsibleError
     from ansible_collections.metal.kafka.plugins.action import luks_volume as A
 
     action = object.__new__(A.ActionModule)
@@ -471,7 +477,16 @@ def _action(slurp_results):
         calls.append((module_name, module_args))
         return slurp_results.pop(0)
 
+    def fetch_file(remote, local):
+        calls.append(("fetch_file", remote))
+        if remote not in (files or {}):
+            raise AnsibleError(f"failed to transfer {remote}")
+        with open(local, "wb") as f:
+            f.write(files[remote])
+
     action._execute_module = execute_module
+    action._play_context = SimpleNamespace(become=become, remote_user=remote_user)
+    action._connection = SimpleNamespace(fetch_file=fetch_file, get_option=lambda name: remote_user)
     return action, calls
 
 
@@ -481,7 +496,7 @@ def test_the_header_backup_is_copied_only_when_its_digest_differs(tmp_path):
     header = b"LUKS\xba\xbe" + bytes(4090) + b"keyslots" * 100
     digest = hashlib.sha256(header).hexdigest()
     local = tmp_path / "store" / "node1" / "kafka-data1.header"
-    action, calls = _action([{"content": base64.b64encode(header).decode()}])
+    action, calls = _action([{"content": base64.b64encode(header).decode()}], become=True, remote_user="ops")
     result = {"header_backup": "/etc/kafka-metal/luks/kafka-data1.header", "header_sha256": digest, "changed": False}
     action._copy_header(result, str(local), check=False, task_vars={})
     assert local.read_bytes() == header and oct(local.stat().st_mode & 0o777) == "0o600"
@@ -501,3 +516,26 @@ def test_the_header_copy_in_check_mode_and_when_it_changes_in_flight(tmp_path):
     assert result["changed"] and not calls and not local.exists()
     action._copy_header(result, str(local), check=False, task_vars={})
     assert result["failed"] and "changed while it was copied" in result["msg"] and not local.exists()
+
+
+def test_the_header_backup_travels_by_file_transfer_when_the_login_reads_it(tmp_path):
+    import hashlib
+
+    header = b"LUKS\xba\xbe" + os.urandom(8192)
+    remote = "/etc/kafka-metal/luks/kafka-data1.header"
+    result = {"header_backup": remote, "header_sha256": hashlib.sha256(header).hexdigest()}
+    # root login (become or not), or no escalation at all: the connection's transfer, no module run
+    for become, user in ((True, "root"), (False, "ops")):
+        local = tmp_path / f"{become}-{user}" / "kafka-data1.header"
+        action, calls = _action([], become=become, remote_user=user, files={remote: header})
+        action._copy_header(dict(result), str(local), check=False, task_vars={})
+        assert local.read_bytes() == header and calls == [("fetch_file", remote)]
+        assert oct(local.stat().st_mode & 0o777) == "0o600"
+        assert [p.name for p in local.parent.iterdir()] == ["kafka-data1.header"]  # no temporary left
+    # a refused transfer falls back to slurp
+    local = tmp_path / "fallback" / "kafka-data1.header"
+    action, calls = _action([{"content": base64.b64encode(header).decode()}], files={})
+    action._copy_header(dict(result), str(local), check=False, task_vars={})
+    assert local.read_bytes() == header
+    assert calls == [("fetch_file", remote), ("ansible.legacy.slurp", {"src": remote})]
+    assert [p.name for p in local.parent.iterdir()] == ["kafka-data1.header"]
