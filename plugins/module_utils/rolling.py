@@ -739,6 +739,44 @@ class Roller:
             problems.append(f"cannot read the cluster's state ({type(exc).__name__}: {exc})")
         return not problems, problems
 
+    def leaders(self, remaining, first_name):
+        """``(active controller, ZooKeeper leader, controller broker)``, read fresh before each step.
+
+        While two or more controllers (or ZooKeeper members) remain, the one that leads must be known
+        before any is picked, or the leader could go first: a member that is busy or still syncing a
+        restarted follower may not answer, and a roll then waits (like a gate) instead of guessing, and
+        stops when no leader shows within the gate's time."""
+        roles = ("controller", "combined") if self.mode == "kraft" else ("zookeeper",)
+        need = sum(1 for s in remaining if s.role in roles) > 1
+        found = {"active": None, "zk_leader": None, "controller": None}
+
+        def check():
+            if self.mode == "kraft":
+                try:
+                    leader = self.view.quorum().get("leader_id")
+                except Exception as exc:  # the quorum could not be read at all
+                    return not need, [f"the KRaft quorum cannot be read: {exc}"]
+                found["active"] = None if leader is None or int(leader) < 0 else leader
+                return found["active"] is not None or not need, ["the KRaft quorum reports no leader"]
+            zk = self.view.zookeeper()
+            found["zk_leader"] = next((m["host"] for m in zk["members"] if m["mode"] == "leader"), None)
+            found["controller"] = zk.get("controller_id")
+            modes = ", ".join(f"{m['host']} {m['mode'] or 'no answer'}" for m in zk["members"])
+            return found["zk_leader"] is not None or not need, [f"no ZooKeeper member answers as leader ({modes})"]
+
+        def waiting():
+            ok, problems = check()
+            if not ok:
+                self.say("gate", f"leader: waiting: {problems[0]}")
+            return ok, problems
+
+        try:
+            roll.wait_for_gate(waiting, self.sleep, roll.backoff_delays(total=self.o.gate_timeout),
+                               what="reading which node leads before the next restart")
+        except roll.RollGateError as exc:
+            raise RollError(first_name, "gate", str(exc)) from exc
+        return found["active"], found["zk_leader"], found["controller"]
+
     def wait_gate(self, step_nodes):
         what = ", ".join(n.label for n in step_nodes)
         start = self.clock()
@@ -1050,16 +1088,7 @@ class Roller:
                 raise RollInterrupted(None, "interrupted", f"stopped on request before {len(remaining)} remaining "
                                                            "node(s); every node is running; run the same command "
                                                            "again to resume")
-            active = zk_leader = controller = None
-            if self.mode == "kraft":
-                try:
-                    active = self.view.quorum().get("leader_id")
-                except Exception:
-                    active = None
-            else:
-                zk = self.view.zookeeper()
-                zk_leader = next((m["host"] for m in zk["members"] if m["mode"] == "leader"), None)
-                controller = zk.get("controller_id")
+            active, zk_leader, controller = self.leaders(remaining, by_step[remaining[0].key].name)
             step = roll.next_node(remaining, self.mode, active_controller_id=active, zk_leader=zk_leader,
                                   controller_broker_id=controller)
             group = [step]

@@ -414,6 +414,72 @@ def test_zookeeper_mode_refuses_kafka_4_and_rolls_leader_and_controller_broker_l
     assert restarted(sim) == ["node1", "node3", "node2", "node4", "node6", "node5"]
 
 
+@pytest.mark.parametrize("mode", ["zookeeper", "kraft"])
+def test_an_unanswered_leader_read_waits_instead_of_guessing_the_order(mode):
+    """The ZooKeeper leader (or the KRaft quorum) silent for one read right after a follower's restart:
+    the roll reads again instead of taking the name order, and the leader still goes last."""
+    sim = SimCluster(mode=mode)
+    view = SimView(sim)
+    caught_up, silenced = [], []
+    if mode == "zookeeper":
+        real_zk = view.zookeeper
+
+        def flaky_zk():
+            got = real_zk()
+            if caught_up and not silenced:
+                silenced.append(True)
+                got = {**got, "members": [{**m, "mode": None if m["mode"] == "leader" else m["mode"]}
+                                          for m in got["members"]]}
+            return got
+        view.zookeeper = flaky_zk
+    else:
+        real_quorum = view.quorum
+
+        def flaky_quorum():
+            if caught_up and not silenced:
+                silenced.append(True)
+                raise OSError("timed out")
+            return real_quorum()
+        view.quorum = flaky_quorum
+
+    def report(event, text="", **_f):
+        if event == "caught-up":
+            caught_up.append(text)
+    r = rolling.Roller(sim.hosts(), rolling.Options(gate_timeout=5, force=True), sim, report=report,
+                       sleep=lambda s: None, view_factory=view)
+    r.ready = lambda node: (sim.nodes[node.name].running, "sim")
+    r.run()
+    order = restarted(sim)
+    assert silenced, mode
+    assert order[:3] == ["node1", "node3", "node2"], (mode, order)
+
+
+def test_a_leader_that_never_answers_stops_the_roll_before_another_restart():
+    sim = SimCluster(mode="zookeeper")
+    view = SimView(sim)
+    real = view.zookeeper
+    silent = []
+
+    def leader_silent_after_the_first_restart():
+        got = real()
+        if silent:  # the leader stops answering (the others still do)
+            got = {**got, "members": [{**m, "mode": None if m["mode"] == "leader" else m["mode"]}
+                                      for m in got["members"]]}
+        return got
+    view.zookeeper = leader_silent_after_the_first_restart
+
+    def report(event, text="", **_f):
+        if event == "caught-up":
+            silent.append(text)
+    r = rolling.Roller(sim.hosts(), rolling.Options(gate_timeout=5, force=True), sim, report=report,
+                       sleep=lambda s: None, view_factory=view)
+    r.ready = lambda node: (sim.nodes[node.name].running, "sim")
+    with pytest.raises(rolling.RollError) as err:
+        r.run()
+    assert "reading which node leads" in str(err.value) and "no ZooKeeper member answers as leader" in str(err.value)
+    assert restarted(sim) == ["node1"]
+
+
 def test_batches_by_rack_restart_a_rack_at_a_time_when_proven_safe():
     # 6 brokers in 3 racks, every partition has one replica per rack: a rack may go down at once
     sim = SimCluster()
