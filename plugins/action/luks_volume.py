@@ -41,14 +41,6 @@ def read_key(path):
         return None
 
 
-def file_sha256(path):
-    try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
-    except FileNotFoundError:
-        return None
-
-
 def write_key(path, key):
     """Write a key file 0600 atomically (its directory 0700)."""
     directory = os.path.dirname(path)
@@ -126,7 +118,7 @@ class ActionModule(ActionBase):
     def _copy_header(self, result, local, check, task_vars):
         """Copy the host's header backup to ``local`` when the copy is missing or differs."""
         remote, digest = result.get("header_backup"), result.get("header_sha256")
-        if not remote or not digest or file_sha256(local) == digest:
+        if not remote or not digest or luks.file_sha256(local) == digest:
             return
         result["changed"] = True
         result.setdefault("actions", []).append(f"copy the header backup to the controller: {local}")

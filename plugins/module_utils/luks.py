@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -172,6 +173,15 @@ def normalize_key(key: object, name: str = "key") -> str:
             "(leave it unset and kafka-metal generates 64 random bytes)"
         )
     return text
+
+
+def file_sha256(path: str) -> str | None:
+    """The sha256 of a file's bytes, or None when it does not exist (header backups, host and controller)."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def write_secret(path: str, data: str | bytes, mode: int = 0o400) -> None:

@@ -361,19 +361,11 @@ def header_backup(vol, path, actions, check):
             fresh = f.read()
     finally:
         os.unlink(tmp)
-    if hashlib.sha256(fresh).hexdigest() == file_digest(path):
+    if hashlib.sha256(fresh).hexdigest() == luks.file_sha256(path):
         return
     actions.append(f"LUKS header backup {path}")
     if not check:
         write_secret(path, fresh)
-
-
-def file_digest(path):
-    try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
-    except FileNotFoundError:
-        return None
 
 
 def main():
@@ -483,7 +475,7 @@ def main():
 
     module.exit_json(
         changed=bool(actions), device=real, uuid=uuid, mapped=f"/dev/mapper/{name}",
-        header_backup=backup if os.path.exists(backup) else "", header_sha256=file_digest(backup) or "",
+        header_backup=backup if os.path.exists(backup) else "", header_sha256=luks.file_sha256(backup) or "",
         keyslots={str(k): v for k, v in keyslots.items()},
         drift=drift, actions=actions,
         diff={"before": crypttab_before, "after": crypttab_after, "before_header": p["crypttab"],

@@ -414,6 +414,17 @@ def test_zookeeper_mode_refuses_kafka_4_and_rolls_leader_and_controller_broker_l
     assert restarted(sim) == ["node1", "node3", "node2", "node4", "node6", "node5"]
 
 
+def forced_roller_noting_catch_ups(sim, view, caught_up):
+    """A forced roll over ``view`` that appends to ``caught_up`` each time a restarted node caught up."""
+    def report(event, text="", **_f):
+        if event == "caught-up":
+            caught_up.append(text)
+    r = rolling.Roller(sim.hosts(), rolling.Options(gate_timeout=5, force=True), sim, report=report,
+                       sleep=lambda s: None, view_factory=view)
+    r.ready = lambda node: (sim.nodes[node.name].running, "sim")
+    return r
+
+
 @pytest.mark.parametrize("mode", ["zookeeper", "kraft"])
 def test_an_unanswered_leader_read_waits_instead_of_guessing_the_order(mode):
     """The ZooKeeper leader (or the KRaft quorum) silent for one read right after a follower's restart:
@@ -442,12 +453,7 @@ def test_an_unanswered_leader_read_waits_instead_of_guessing_the_order(mode):
             return real_quorum()
         view.quorum = flaky_quorum
 
-    def report(event, text="", **_f):
-        if event == "caught-up":
-            caught_up.append(text)
-    r = rolling.Roller(sim.hosts(), rolling.Options(gate_timeout=5, force=True), sim, report=report,
-                       sleep=lambda s: None, view_factory=view)
-    r.ready = lambda node: (sim.nodes[node.name].running, "sim")
+    r = forced_roller_noting_catch_ups(sim, view, caught_up)
     r.run()
     order = restarted(sim)
     assert silenced, mode
@@ -468,12 +474,7 @@ def test_a_leader_that_never_answers_stops_the_roll_before_another_restart():
         return got
     view.zookeeper = leader_silent_after_the_first_restart
 
-    def report(event, text="", **_f):
-        if event == "caught-up":
-            silent.append(text)
-    r = rolling.Roller(sim.hosts(), rolling.Options(gate_timeout=5, force=True), sim, report=report,
-                       sleep=lambda s: None, view_factory=view)
-    r.ready = lambda node: (sim.nodes[node.name].running, "sim")
+    r = forced_roller_noting_catch_ups(sim, view, silent)
     with pytest.raises(rolling.RollError) as err:
         r.run()
     assert "reading which node leads" in str(err.value) and "no ZooKeeper member answers as leader" in str(err.value)
