@@ -247,7 +247,8 @@ _AUTH_ERRORS = {"_AUTHENTICATION", "_SSL"}
 class ConfluentBackend(AdminBackend):
     """The backend protocol on ``confluent_kafka.admin.AdminClient`` (confluent-kafka >= 2.3)."""
 
-    def __init__(self, params):
+    def __init__(self, params, conf=None):
+        """``conf``: a ready librdkafka configuration, used instead of the one built from ``params``."""
         try:
             import confluent_kafka
             from confluent_kafka import admin
@@ -265,7 +266,7 @@ class ConfluentBackend(AdminBackend):
         logger.propagate = False
         logger.setLevel(logging.WARNING)
         logger.addHandler(self._log)
-        conf = client_config(params)
+        conf = dict(conf) if conf is not None else client_config(params)
         conf.update({"error_cb": self._on_error, "logger": logger})
         try:
             self._admin = admin.AdminClient(conf)

@@ -2,10 +2,12 @@
 # Apache License 2.0
 """A minimal Kafka protocol client for readiness probes, with no dependency on the host.
 
-It speaks two requests that every supported version answers (3.9.x and 4.x):
-ApiVersions v0 (is the listener serving requests?) and Metadata v4 (which brokers are
-alive, i.e. registered and unfenced, and who the cluster is), over plaintext or TLS, after
-SASL authentication (SCRAM-SHA-256/512 per RFC 5802, or PLAIN) where the listener asks for it.
+It speaks requests that every supported version answers (3.9.x and 4.x): ApiVersions v0 (is
+the listener serving requests?), Metadata v4 (which brokers are alive, i.e. registered and
+unfenced, and who the cluster is), DescribeQuorum v1, and DescribeClientQuotas v0 and
+AlterClientQuotas v0 (client quotas, which confluent-kafka has no API for), over plaintext or
+TLS (optionally with a client certificate), after SASL authentication (SCRAM-SHA-256/512 per
+RFC 5802, or PLAIN) where the listener asks for it.
 """
 
 from __future__ import annotations
@@ -49,10 +51,16 @@ def _recv_exact(sock, n):
 
 
 class Security:
-    """How to reach a listener: protocol, CA file and expected name (TLS), SASL credentials."""
+    """How to reach a listener: protocol, CA file and expected name (TLS), SASL credentials.
+
+    ``cert_file``/``key_file`` (PEM; the key may be in ``cert_file``), with ``key_password`` for an
+    encrypted key, give a client certificate for mutual TLS. ``check_hostname=False`` accepts a
+    server certificate issued for another name (still verified against the CA);
+    ``verify_certificates=False`` accepts any server certificate."""
 
     def __init__(self, protocol="PLAINTEXT", ca_file=None, server_hostname=None, mechanism="SCRAM-SHA-512",
-                 username=None, password=None):
+                 username=None, password=None, cert_file=None, key_file=None, key_password=None,
+                 check_hostname=None, verify_certificates=None):
         self.protocol = (protocol or "PLAINTEXT").upper()
         if self.protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
             raise ValueError(f"unknown security protocol {protocol!r}")
@@ -61,6 +69,11 @@ class Security:
         self.mechanism = mechanism
         self.username = username
         self.password = password
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.key_password = key_password
+        self.check_hostname = check_hostname is not False
+        self.verify_certificates = verify_certificates is not False
 
     @property
     def tls(self):
@@ -70,8 +83,23 @@ class Security:
     def sasl(self):
         return self.protocol.startswith("SASL_")
 
-    def __repr__(self):  # never shows the password
-        return f"Security({self.protocol}, mechanism={self.mechanism}, user={self.username})"
+    def ssl_context(self):
+        """The client-side TLS context: CA file or directory, client certificate, name checking."""
+        ca = self.ca_file
+        capath = ca if ca and os.path.isdir(ca) else None
+        context = ssl.create_default_context(cafile=None if capath else ca, capath=capath)
+        if not self.verify_certificates:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif not self.check_hostname:
+            context.check_hostname = False
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file, self.key_password)
+        return context
+
+    def __repr__(self):  # never shows the password or the key password
+        cert = f", cert={self.cert_file}" if self.cert_file else ""
+        return f"Security({self.protocol}, mechanism={self.mechanism}, user={self.username}{cert})"
 
 
 PLAINTEXT = Security()
@@ -179,7 +207,7 @@ def _roundtrip(host, port, api_key, api_version, body, timeout, security=PLAINTE
         raw.settimeout(timeout)
         sock = raw
         if security.tls:
-            context = ssl.create_default_context(cafile=security.ca_file)
+            context = security.ssl_context()
             sock = context.wrap_socket(raw, server_hostname=security.server_hostname or host)
         try:
             if security.sasl and api_key != API_VERSIONS:
@@ -358,3 +386,269 @@ def describe_quorum(host, port, timeout=5.0, security=PLAINTEXT):
     forwards the request) or a controller listener (only the active controller answers)."""
     return parse_describe_quorum_v1(_roundtrip(host, port, DESCRIBE_QUORUM, 1, describe_quorum_request_v1(),
                                                timeout, security, flexible=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# Client quotas: DescribeClientQuotas v0 and AlterClientQuotas v0 (non-flexible, Kafka 2.6+)
+# --------------------------------------------------------------------------------------------------
+
+DESCRIBE_CLIENT_QUOTAS = 48
+ALTER_CLIENT_QUOTAS = 49
+QUOTA_ENTITY_TYPES = ("user", "client-id", "ip")
+
+# Kafka error codes (org.apache.kafka.common.protocol.Errors) that quota requests answer with.
+ERROR_NAMES = {
+    -1: "UNKNOWN_SERVER_ERROR",
+    7: "REQUEST_TIMED_OUT",
+    13: "NETWORK_EXCEPTION",
+    31: "CLUSTER_AUTHORIZATION_FAILED",
+    35: "UNSUPPORTED_VERSION",
+    40: "INVALID_CONFIG",
+    41: "NOT_CONTROLLER",
+    42: "INVALID_REQUEST",
+    44: "POLICY_VIOLATION",
+    58: "SASL_AUTHENTICATION_FAILED",
+    89: "THROTTLING_QUOTA_EXCEEDED",
+}
+
+
+class QuotaError(ProbeError):
+    """The broker answered a client-quota request with an error (asking another broker will not help)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+def error_name(code):
+    return ERROR_NAMES.get(code, f"error code {code}")
+
+
+def _nullable_string(value):
+    return struct.pack(">h", -1) if value is None else _string(value)
+
+
+def _entity_order(entity_type):
+    return (QUOTA_ENTITY_TYPES.index(entity_type) if entity_type in QUOTA_ENTITY_TYPES else len(QUOTA_ENTITY_TYPES),
+            entity_type)
+
+
+def _entity(pairs):
+    """{entity_type: name or None} in a stable order (user, client-id, ip, then others by name)."""
+    out = {}
+    for entity_type, name in sorted(pairs, key=lambda pair: _entity_order(pair[0])):
+        if entity_type in out:
+            raise ProbeError(f"the quota entity names {entity_type} twice")
+        out[entity_type] = name
+    return out
+
+
+def _entity_sort_key(entity):
+    # The default entity (None) sorts before named ones of the same type.
+    return tuple((_entity_order(t), name is not None, name or "") for t, name in entity.items())
+
+
+def format_entity(entity):
+    """``user=alice, client-id=<default>``: a quota entity as people read it."""
+    return ", ".join(f"{t}={'<default>' if name is None else name}" for t, name in _entity(entity.items()).items())
+
+
+def _encode_entity(entity):
+    if not entity:
+        raise ValueError("a quota entity needs at least one of the types user, client-id, ip")
+    for entity_type, name in entity.items():
+        if not isinstance(entity_type, str) or not entity_type:
+            raise ValueError(f"quota entity type {entity_type!r} is not a non-empty string")
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"quota entity name {name!r} ({entity_type}) is neither a string nor None")
+    out = struct.pack(">i", len(entity))
+    for entity_type, name in _entity(entity.items()).items():
+        out += _string(entity_type) + _nullable_string(name)
+    return out
+
+
+def _read_entity(r):
+    return _entity([(r.string(), r.string()) for _ in range(r.int32())])
+
+
+def describe_client_quotas_request_v0():
+    """DescribeClientQuotas v0 body: a filter of no components, strict=false, which matches every entity."""
+    return struct.pack(">i", 0) + b"\x00"
+
+
+def parse_describe_client_quotas_v0(data):
+    """Every quota entity with its values, sorted: [{"entity": {type: name or None}, "values": {key: float}}]."""
+    r = _Reader(data)
+    r.int32()  # throttle_time_ms
+    error, message = r.int16(), r.string()
+    if error:
+        raise QuotaError(f"DescribeClientQuotas failed: {error_name(error)}: {message or 'no detail'}", error)
+    entries = []
+    for _ in range(max(r.int32(), 0)):  # a null array (-1) is no entries
+        entity = _read_entity(r)
+        values = {}
+        for _ in range(r.int32()):
+            key = r.string()
+            values[key] = r._take(">d")
+        entries.append({"entity": entity, "values": dict(sorted(values.items()))})
+    entries.sort(key=lambda e: _entity_sort_key(e["entity"]))
+    return entries
+
+
+def alter_client_quotas_request_v0(entries, validate_only=False):
+    """AlterClientQuotas v0 body. ``entries``: [{"entity": {type: name or None}, "values": {key: number},
+    "remove": [key, ...]}] ("values" and "remove" optional, a key in neither is left as it is)."""
+    out = struct.pack(">i", len(entries))
+    for entry in entries:
+        values = entry.get("values") or {}
+        remove = entry.get("remove") or ()
+        remove = [remove] if isinstance(remove, str) else list(remove)
+        both = sorted(set(values) & set(remove))
+        if both:
+            raise ValueError(f"quota {', '.join(both)} of {format_entity(entry['entity'])} is both set and removed")
+        out += _encode_entity(entry["entity"])
+        ops = [(key, float(value), False) for key, value in sorted(values.items())]
+        ops += [(key, 0.0, True) for key in sorted(set(remove))]
+        out += struct.pack(">i", len(ops))
+        for key, value, removed in ops:
+            out += _string(key) + struct.pack(">d?", value, removed)
+    return out + struct.pack(">?", bool(validate_only))
+
+
+def parse_alter_client_quotas_v0(data):
+    """The entities the broker altered (as it names them, sorted as described); QuotaError naming every entity
+    that failed. (The broker does not answer in the order of the request.)"""
+    r = _Reader(data)
+    r.int32()  # throttle_time_ms
+    done, failed = [], []
+    for _ in range(r.int32()):
+        error, message = r.int16(), r.string()
+        entity = _read_entity(r)
+        if error:
+            failed.append((error, f"{format_entity(entity)}: {error_name(error)}: {message or 'no detail'}"))
+        else:
+            done.append(entity)
+    if failed:
+        raise QuotaError("AlterClientQuotas failed for " + "; ".join(text for _, text in failed), failed[0][0])
+    return sorted(done, key=_entity_sort_key)
+
+
+def describe_client_quotas(host, port, timeout=5.0, security=PLAINTEXT):
+    """Every client quota the cluster holds, sorted by entity:
+    ``[{"entity": {"user": "alice", "client-id": None}, "values": {"producer_byte_rate": 1024.0}}]``.
+
+    Entity types are "user", "client-id" and "ip"; a name of None is the default entity of that type."""
+    return parse_describe_client_quotas_v0(_roundtrip(host, port, DESCRIBE_CLIENT_QUOTAS, 0,
+                                                      describe_client_quotas_request_v0(), timeout, security))
+
+
+def alter_client_quotas(host, port, entries, timeout=5.0, security=PLAINTEXT, validate_only=False):
+    """Set ("values") and remove ("remove") quotas of each entity in ``entries`` (see
+    :func:`alter_client_quotas_request_v0`); returns the entities altered, raises QuotaError on any failure."""
+    body = alter_client_quotas_request_v0(entries, validate_only)
+    return parse_alter_client_quotas_v0(_roundtrip(host, port, ALTER_CLIENT_QUOTAS, 0, body, timeout, security))
+
+
+def bootstrap_pairs(bootstrap):
+    """[(host, port)] of a bootstrap list: "h1:9092,h2:9093", "[::1]:9092", "SSL://h:9093", or a list of these.
+
+    A server without a port gets 9092, as librdkafka gives it."""
+    items = bootstrap.split(",") if isinstance(bootstrap, str) else list(bootstrap)
+    pairs = []
+    for item in items:
+        spec = item.strip()
+        if "://" in spec:
+            spec = spec.split("://", 1)[1]
+        if not spec:
+            continue
+        if spec.startswith("["):
+            host, _, rest = spec[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ""
+        elif spec.count(":") == 1:
+            host, port = spec.split(":")
+        else:
+            host, port = spec, ""
+        if not host or (port and not port.isdigit()) or not 0 < int(port or 9092) < 65536:
+            raise ValueError(f"bad bootstrap server {item.strip()!r} (host:port expected)")
+        pairs.append((host, int(port or 9092)))
+    if not pairs:
+        raise ValueError(f"no bootstrap server in {bootstrap!r}")
+    return pairs
+
+
+def _first_answer(bootstrap, call):
+    """call(host, port) on each bootstrap server in turn until one answers; the last error when none does.
+
+    A broker that answers with an error (QuotaError) is the answer: the next broker would say the same."""
+    last = None
+    for host, port in bootstrap_pairs(bootstrap):
+        try:
+            return call(host, port)
+        except QuotaError:
+            raise
+        except (OSError, ProbeError) as exc:
+            if last is not None:
+                exc.add_note(f"before: {last}")
+            last = exc
+    raise last
+
+
+def describe_client_quotas_any(bootstrap, timeout=5.0, security=PLAINTEXT):
+    """:func:`describe_client_quotas` from the first bootstrap server that answers (any broker can)."""
+    return _first_answer(bootstrap, lambda host, port: describe_client_quotas(host, port, timeout, security))
+
+
+def alter_client_quotas_any(bootstrap, entries, timeout=5.0, security=PLAINTEXT, validate_only=False):
+    """:func:`alter_client_quotas` through the first bootstrap server that answers (brokers forward it)."""
+    return _first_answer(bootstrap, lambda host, port: alter_client_quotas(host, port, entries, timeout, security,
+                                                                           validate_only))
+
+
+_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+# librdkafka settings this client cannot honour: refused rather than ignored (the handshake would fail obscurely).
+_UNSUPPORTED_TLS_SETTINGS = ("ssl.ca.pem", "ssl.certificate.pem", "ssl.key.pem", "ssl.keystore.location",
+                             "ssl_certificate", "ssl_key", "ssl.engine.location", "ssl.providers")
+
+
+def _false(value):
+    return str(value).strip().lower() in ("false", "0", "no", "off")
+
+
+def security_from_client_config(config):
+    """A :class:`Security` for a confluent-kafka / librdkafka client configuration (a dict of its settings).
+
+    Reads security.protocol, sasl.mechanism (or sasl.mechanisms), sasl.username, sasl.password,
+    ssl.ca.location, ssl.certificate.location, ssl.key.location, ssl.key.password,
+    ssl.endpoint.identification.algorithm ("none" turns off the host name check) and
+    enable.ssl.certificate.verification; raises ValueError for settings it cannot follow."""
+    protocol = str(config.get("security.protocol") or "PLAINTEXT").upper()
+    kwargs = {}
+    if protocol.startswith("SASL_"):
+        mechanism = config.get("sasl.mechanism") or config.get("sasl.mechanisms")
+        if not mechanism:
+            raise ValueError(f"security.protocol {protocol} without sasl.mechanism (librdkafka would use GSSAPI, "
+                             f"which this client does not speak; it speaks {', '.join(_SASL_MECHANISMS)})")
+        mechanism = str(mechanism).strip().upper()
+        if mechanism not in _SASL_MECHANISMS:
+            raise ValueError(f"sasl.mechanism {mechanism} is not one of {', '.join(_SASL_MECHANISMS)}")
+        if config.get("sasl.username") is None or config.get("sasl.password") is None:
+            raise ValueError(f"sasl.mechanism {mechanism} needs sasl.username and sasl.password")
+        kwargs.update(mechanism=mechanism, username=str(config["sasl.username"]),
+                      password=str(config["sasl.password"]))
+    if protocol in ("SSL", "SASL_SSL"):
+        unsupported = [key for key in _UNSUPPORTED_TLS_SETTINGS if config.get(key)]
+        if unsupported:
+            raise ValueError(f"{', '.join(unsupported)} not supported: give PEM files with ssl.ca.location, "
+                             "ssl.certificate.location and ssl.key.location")
+        ca = config.get("ssl.ca.location")
+        algorithm = str(config.get("ssl.endpoint.identification.algorithm", "https")).strip().lower()
+        if algorithm not in ("none", "https"):
+            raise ValueError(f"ssl.endpoint.identification.algorithm {algorithm!r} is neither none nor https")
+        key, cert = config.get("ssl.key.location"), config.get("ssl.certificate.location")
+        if key and not cert:
+            raise ValueError("ssl.key.location without ssl.certificate.location")
+        kwargs.update(ca_file=None if ca in (None, "", "probe") else ca, cert_file=cert or None,
+                      key_file=key or None, key_password=config.get("ssl.key.password") or None,
+                      check_hostname=algorithm != "none",
+                      verify_certificates=not _false(config.get("enable.ssl.certificate.verification", True)))
+    return Security(protocol, **kwargs)

@@ -152,3 +152,345 @@ def test_uvarint_round_trip():
 def test_flexible_request_header_has_empty_tagged_fields():
     raw = wire._request(55, 1, 9, b"BODY", client_id="c", flexible=True)
     assert raw[4:] == struct.pack(">hhih", 55, 1, 9, 1) + b"c" + b"\x00" + b"BODY"
+
+
+# --- client quotas ---------------------------------------------------------------------------------
+
+
+def _entity_bytes(*pairs):
+    return struct.pack(">i", len(pairs)) + b"".join(_string(t) + _string(n) for t, n in pairs)
+
+
+def _describe_client_quotas_response_v0(entries, error=0, message=None):
+    body = struct.pack(">ih", 0, error) + _string(message)
+    if entries is None:
+        return body + struct.pack(">i", -1)
+    body += struct.pack(">i", len(entries))
+    for pairs, values in entries:
+        body += _entity_bytes(*pairs) + struct.pack(">i", len(values))
+        body += b"".join(_string(k) + struct.pack(">d", v) for k, v in values)
+    return body
+
+
+def _alter_client_quotas_response_v0(results):
+    body = struct.pack(">ii", 0, len(results))
+    for error, message, pairs in results:
+        body += struct.pack(">h", error) + _string(message) + _entity_bytes(*pairs)
+    return body
+
+
+def test_describe_client_quotas_request_v0_matches_every_entity():
+    # no filter components (int32 0), strict=false (int8 0)
+    assert wire.describe_client_quotas_request_v0() == b"\x00\x00\x00\x00\x00"
+
+
+def test_alter_client_quotas_request_v0_encoding():
+    body = wire.alter_client_quotas_request_v0(
+        [{"entity": {"client-id": None, "user": "alice"}, "values": {"producer_byte_rate": 1024},
+          "remove": ["consumer_byte_rate"]}], validate_only=True)
+    assert body == (b"\x00\x00\x00\x01"                                      # one entry
+                    b"\x00\x00\x00\x02"                                      # its entity: two components
+                    b"\x00\x04user\x00\x05alice"                             # user=alice
+                    b"\x00\x09client-id\xff\xff"                             # client-id=<default> (null)
+                    b"\x00\x00\x00\x02"                                      # two ops
+                    b"\x00\x12producer_byte_rate\x40\x90\x00\x00\x00\x00\x00\x00\x00"  # set 1024.0
+                    b"\x00\x12consumer_byte_rate\x00\x00\x00\x00\x00\x00\x00\x00\x01"  # remove
+                    b"\x01")                                                 # validate_only
+
+
+def test_alter_client_quotas_request_v0_without_remove_and_not_validate_only():
+    entries = [{"entity": {"ip": "10.0.0.1"}, "values": {"connection_creation_rate": 2.5}}]
+    body = wire.alter_client_quotas_request_v0(entries)
+    assert body == (b"\x00\x00\x00\x01" b"\x00\x00\x00\x01" b"\x00\x02ip\x00\x0810.0.0.1" b"\x00\x00\x00\x01"
+                    b"\x00\x18connection_creation_rate" + struct.pack(">d", 2.5) + b"\x00" b"\x00")
+
+
+def test_alter_client_quotas_refuses_a_key_both_set_and_removed_and_an_empty_entity():
+    with pytest.raises(ValueError, match="producer_byte_rate of user=alice is both set and removed"):
+        wire.alter_client_quotas_request_v0([{"entity": {"user": "alice"}, "values": {"producer_byte_rate": 1},
+                                              "remove": ["producer_byte_rate"]}])
+    with pytest.raises(ValueError, match="at least one"):
+        wire.alter_client_quotas_request_v0([{"entity": {}, "values": {"producer_byte_rate": 1}}])
+    with pytest.raises(ValueError, match="neither a string nor None"):
+        wire.alter_client_quotas_request_v0([{"entity": {"user": 5}, "values": {"producer_byte_rate": 1}}])
+
+
+def test_parse_describe_client_quotas_v0_sorts_and_keeps_default_entities():
+    data = _describe_client_quotas_response_v0([
+        ((("client-id", "app"),), (("producer_byte_rate", 2048.0),)),
+        ((("user", "alice"),), (("request_percentage", 25.5), ("consumer_byte_rate", 4096.0),
+                                ("producer_byte_rate", 1024.0))),
+        ((("client-id", None), ("user", "alice")), (("producer_byte_rate", 512.0),)),
+        ((("user", None),), (("producer_byte_rate", 100.0),)),
+        ((("ip", "10.0.0.1"),), (("connection_creation_rate", 3.0),)),
+    ])
+    assert wire.parse_describe_client_quotas_v0(data) == [
+        {"entity": {"user": None}, "values": {"producer_byte_rate": 100.0}},
+        {"entity": {"user": "alice"},
+         "values": {"consumer_byte_rate": 4096.0, "producer_byte_rate": 1024.0, "request_percentage": 25.5}},
+        {"entity": {"user": "alice", "client-id": None}, "values": {"producer_byte_rate": 512.0}},
+        {"entity": {"client-id": "app"}, "values": {"producer_byte_rate": 2048.0}},
+        {"entity": {"ip": "10.0.0.1"}, "values": {"connection_creation_rate": 3.0}},
+    ]
+    # entity keys in a stable order (user, client-id, ip) whatever order the broker sent them in
+    assert list(wire.parse_describe_client_quotas_v0(data)[2]["entity"]) == ["user", "client-id"]
+
+
+def test_parse_describe_client_quotas_v0_null_or_empty_entries():
+    assert wire.parse_describe_client_quotas_v0(_describe_client_quotas_response_v0(None)) == []
+    assert wire.parse_describe_client_quotas_v0(_describe_client_quotas_response_v0([])) == []
+
+
+def test_parse_describe_client_quotas_v0_error_code_raises():
+    data = _describe_client_quotas_response_v0(None, error=31, message="Not authorized")
+    with pytest.raises(wire.ProbeError, match="CLUSTER_AUTHORIZATION_FAILED: Not authorized") as info:
+        wire.parse_describe_client_quotas_v0(data)
+    assert info.value.code == 31
+    with pytest.raises(wire.ProbeError, match="error code 999: no detail"):
+        wire.parse_describe_client_quotas_v0(_describe_client_quotas_response_v0(None, error=999))
+
+
+def test_parse_alter_client_quotas_v0_sorts_the_entities():
+    data = _alter_client_quotas_response_v0([(0, None, (("client-id", "app"),)),
+                                             (0, None, (("client-id", None), ("user", "alice"))),
+                                             (0, None, (("user", None),))])
+    assert wire.parse_alter_client_quotas_v0(data) == [{"user": None}, {"user": "alice", "client-id": None},
+                                                       {"client-id": "app"}]
+
+
+def test_parse_alter_client_quotas_v0_names_each_failed_entity():
+    data = _alter_client_quotas_response_v0([
+        (0, None, (("user", "bob"),)),
+        (42, "Invalid quota key", (("client-id", None), ("user", "alice"))),
+        (31, None, (("ip", "10.0.0.1"),)),
+    ])
+    with pytest.raises(wire.ProbeError) as info:
+        wire.parse_alter_client_quotas_v0(data)
+    assert str(info.value) == ("AlterClientQuotas failed for user=alice, client-id=<default>: INVALID_REQUEST: "
+                               "Invalid quota key; ip=10.0.0.1: CLUSTER_AUTHORIZATION_FAILED: no detail")
+    assert "bob" not in str(info.value)
+
+
+def test_describe_client_quotas_roundtrip(fake_broker):
+    start, seen = fake_broker
+    port = start(_describe_client_quotas_response_v0([((("user", "alice"),), (("producer_byte_rate", 1.0),))]))
+    assert wire.describe_client_quotas("127.0.0.1", port) == [{"entity": {"user": "alice"},
+                                                               "values": {"producer_byte_rate": 1.0}}]
+    assert seen == {"api_key": 48, "api_version": 0}
+
+
+def test_alter_client_quotas_roundtrip(fake_broker):
+    start, seen = fake_broker
+    port = start(_alter_client_quotas_response_v0([(0, None, (("user", None),))]))
+    entries = [{"entity": {"user": None}, "values": {"producer_byte_rate": 1.0}}]
+    assert wire.alter_client_quotas("127.0.0.1", port, entries) == [{"user": None}]
+    assert seen == {"api_key": 49, "api_version": 0}
+
+
+def _dead_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_describe_client_quotas_any_skips_servers_that_do_not_answer(fake_broker):
+    start, _seen = fake_broker
+    port = start(_describe_client_quotas_response_v0([]))
+    assert wire.describe_client_quotas_any(f"127.0.0.1:{_dead_port()}, 127.0.0.1:{port}", timeout=1) == []
+
+
+def test_alter_client_quotas_any_raises_the_last_error_when_none_answers():
+    with pytest.raises(ConnectionRefusedError):
+        wire.alter_client_quotas_any([f"127.0.0.1:{_dead_port()}", f"127.0.0.1:{_dead_port()}"],
+                                     [{"entity": {"user": "a"}, "values": {"producer_byte_rate": 1}}], timeout=1)
+
+
+def test_a_broker_error_is_the_answer_and_the_next_server_is_not_asked(fake_broker):
+    start, _seen = fake_broker
+    port = start(_describe_client_quotas_response_v0(None, error=31))
+    # the second server is dead: asking it would turn the error into ConnectionRefusedError
+    with pytest.raises(wire.QuotaError, match="CLUSTER_AUTHORIZATION_FAILED"):
+        wire.describe_client_quotas_any(f"127.0.0.1:{port},127.0.0.1:{_dead_port()}", timeout=1)
+
+
+def test_bootstrap_pairs():
+    assert wire.bootstrap_pairs("h1:9092,h2:9093") == [("h1", 9092), ("h2", 9093)]
+    assert wire.bootstrap_pairs(" h1:9092 , ,SASL_SSL://h2:9094,h3,[::1]:9095") == \
+        [("h1", 9092), ("h2", 9094), ("h3", 9092), ("::1", 9095)]
+    assert wire.bootstrap_pairs(["a:1", "b:2"]) == [("a", 1), ("b", 2)]
+    for bad in ("h1:port", ":9092", "h1:0", " , "):
+        with pytest.raises(ValueError):
+            wire.bootstrap_pairs(bad)
+
+
+# --- Security from a librdkafka client configuration ------------------------------------------------
+
+
+def test_security_from_client_config_sasl_ssl_with_client_certificate():
+    sec = wire.security_from_client_config({
+        "bootstrap.servers": "h1:9093", "security.protocol": "sasl_ssl", "sasl.mechanisms": "SCRAM-SHA-256",
+        "sasl.username": "admin", "sasl.password": "topsecret", "ssl.ca.location": "/etc/kafka/ca.pem",
+        "ssl.certificate.location": "/etc/kafka/client.pem", "ssl.key.location": "/etc/kafka/client.key",
+        "ssl.key.password": "keysecret", "ssl.endpoint.identification.algorithm": "none"})
+    assert (sec.protocol, sec.tls, sec.sasl) == ("SASL_SSL", True, True)
+    assert (sec.mechanism, sec.username, sec.password) == ("SCRAM-SHA-256", "admin", "topsecret")
+    assert (sec.ca_file, sec.cert_file, sec.key_file, sec.key_password) == \
+        ("/etc/kafka/ca.pem", "/etc/kafka/client.pem", "/etc/kafka/client.key", "keysecret")
+    assert sec.check_hostname is False and sec.verify_certificates is True and sec.server_hostname is None
+    assert "topsecret" not in repr(sec) and "keysecret" not in repr(sec)
+    assert repr(sec) == "Security(SASL_SSL, mechanism=SCRAM-SHA-256, user=admin, cert=/etc/kafka/client.pem)"
+
+
+def test_security_from_client_config_defaults():
+    sec = wire.security_from_client_config({"bootstrap.servers": "h1:9092"})
+    assert (sec.protocol, sec.tls, sec.sasl, sec.ca_file, sec.cert_file) == ("PLAINTEXT", False, False, None, None)
+    ssl_only = wire.security_from_client_config({"security.protocol": "SSL", "ssl.ca.location": "probe"})
+    assert ssl_only.ca_file is None and ssl_only.check_hostname is True and ssl_only.verify_certificates is True
+    assert ssl_only.username is None and ssl_only.cert_file is None
+    plain = wire.security_from_client_config({"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+                                              "sasl.username": "u", "sasl.password": "p",
+                                              "ssl.ca.location": "/ignored"})
+    assert (plain.mechanism, plain.tls, plain.ca_file) == ("PLAIN", False, None)
+    unverified = wire.security_from_client_config({"security.protocol": "SSL",
+                                                   "enable.ssl.certificate.verification": "false"})
+    assert unverified.verify_certificates is False
+
+
+@pytest.mark.parametrize("config, match", [
+    ({"security.protocol": "SASL_SSL", "sasl.username": "u", "sasl.password": "p"}, "GSSAPI"),
+    ({"security.protocol": "SASL_SSL", "sasl.mechanism": "OAUTHBEARER"}, "not one of"),
+    ({"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN", "sasl.username": "u"}, "sasl.password"),
+    ({"security.protocol": "SSL", "ssl.keystore.location": "/ks.p12"}, "ssl.keystore.location not supported"),
+    ({"security.protocol": "SSL", "ssl.key.location": "/k.pem"}, "without ssl.certificate.location"),
+    ({"security.protocol": "BOGUS"}, "unknown security protocol"),
+])
+def test_security_from_client_config_refuses_what_it_cannot_follow(config, match):
+    with pytest.raises(ValueError, match=match):
+        wire.security_from_client_config(config)
+
+
+def test_security_keeps_its_positional_arguments():
+    sec = wire.Security("SSL", "/ca", "host", "PLAIN", "u", "p")
+    assert (sec.ca_file, sec.server_hostname, sec.mechanism, sec.username, sec.password) == \
+        ("/ca", "host", "PLAIN", "u", "p")
+    assert sec.cert_file is None and sec.check_hostname is True and sec.verify_certificates is True
+    assert repr(sec) == "Security(SSL, mechanism=PLAIN, user=u)"
+
+
+# --- mutual TLS against a fake broker ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki_files(tmp_path_factory):
+    """A CA, a server certificate for kafka1.example.com and 127.0.0.1 or only for the name, and a client
+    certificate whose key is encrypted with "keysecret"."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    d = tmp_path_factory.mktemp("pki")
+    now = dt.datetime.now(dt.UTC)
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def cert(subject, key, issuer, issuer_key, ca=False, sans=()):
+        builder = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    def write(path, *items):
+        path.write_bytes(b"".join(items))
+        return str(path)
+
+    def key_pem(key, password=None):
+        enc = (serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption())
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+
+    pem = serialization.Encoding.PEM
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert("test-ca", ca_key, "test-ca", ca_key, ca=True)
+    files = {"ca": write(d / "ca.pem", ca.public_bytes(pem))}
+    for label, sans in (("server", (x509.DNSName("kafka1.example.com"),
+                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")))),
+                        ("server_name_only", (x509.DNSName("kafka1.example.com"),))):
+        key = ec.generate_private_key(ec.SECP256R1())
+        files[label] = write(d / f"{label}.pem", cert("kafka1", key, "test-ca", ca_key, sans=sans).public_bytes(pem),
+                             key_pem(key))
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    files["client_cert"] = write(d / "client.pem", cert("alice", client_key, "test-ca", ca_key).public_bytes(pem))
+    files["client_key"] = write(d / "client.key", key_pem(client_key, b"keysecret"))
+    return files
+
+
+def _tls_broker(pki_files, server_cert, body):
+    """A one-shot TLS server that requires a client certificate from the test CA and answers ``body``;
+    returns (port, seen) where seen gets the client certificate's common name."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki_files[server_cert])
+    context.load_verify_locations(pki_files["ca"])
+    context.verify_mode = ssl.CERT_REQUIRED
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    seen = {}
+
+    def serve():
+        try:
+            raw, _ = srv.accept()
+            with context.wrap_socket(raw, server_side=True) as conn:
+                seen["client"] = dict(x[0] for x in conn.getpeercert()["subject"])["commonName"]
+                size = struct.unpack(">i", wire._recv_exact(conn, 4))[0]
+                req = wire._recv_exact(conn, size)
+                seen["api_key"] = struct.unpack_from(">h", req)[0]
+                payload = req[4:8] + body
+                conn.sendall(struct.pack(">i", len(payload)) + payload)
+        except (OSError, wire.ProbeError) as exc:
+            seen["error"] = exc
+        finally:
+            srv.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1], seen
+
+
+def test_mutual_tls_with_an_encrypted_client_key(pki_files):
+    port, seen = _tls_broker(pki_files, "server", _describe_client_quotas_response_v0([]))
+    sec = wire.security_from_client_config({
+        "security.protocol": "SSL", "ssl.ca.location": pki_files["ca"],
+        "ssl.certificate.location": pki_files["client_cert"], "ssl.key.location": pki_files["client_key"],
+        "ssl.key.password": "keysecret"})
+    assert wire.describe_client_quotas("127.0.0.1", port, timeout=5, security=sec) == []
+    assert seen == {"client": "alice", "api_key": 48}
+
+
+def test_tls_without_the_client_certificate_is_refused(pki_files):
+    port, seen = _tls_broker(pki_files, "server", _describe_client_quotas_response_v0([]))
+    sec = wire.Security("SSL", pki_files["ca"])
+    with pytest.raises((OSError, wire.ProbeError)):
+        wire.describe_client_quotas("127.0.0.1", port, timeout=5, security=sec)
+
+
+def test_endpoint_identification_none_accepts_a_certificate_for_another_name(pki_files):
+    config = {"security.protocol": "SSL", "ssl.ca.location": pki_files["ca"],
+              "ssl.certificate.location": pki_files["client_cert"], "ssl.key.location": pki_files["client_key"],
+              "ssl.key.password": "keysecret"}
+    port, _seen = _tls_broker(pki_files, "server_name_only", _describe_client_quotas_response_v0([]))
+    with pytest.raises(OSError, match="IP address mismatch|certificate verify failed"):
+        wire.describe_client_quotas("127.0.0.1", port, timeout=5, security=wire.security_from_client_config(config))
+    port, seen = _tls_broker(pki_files, "server_name_only", _describe_client_quotas_response_v0([]))
+    sec = wire.security_from_client_config({**config, "ssl.endpoint.identification.algorithm": "none"})
+    assert wire.describe_client_quotas("127.0.0.1", port, timeout=5, security=sec) == []
+    assert seen["client"] == "alice"

@@ -236,3 +236,54 @@ def test_no_secret_in_failure_output(cluster, inventory):
     assert proc.returncode != 0 and "Authentication failed" in out, out[-3000:]
     secrets = dict(_secrets(cluster), **{"wrong admin password": wrong})
     _assert_clean(out, secrets)
+
+
+def test_backup_playbook_keeps_each_node_without_a_secret_and_a_second_run_changes_nothing(cluster, inventory):
+    """playbooks/backup.yml: records and metadata, then each node's files with keys dropped and secrets
+    redacted; a second run within kafka_backup_max_age changes nothing; the backup verifies."""
+    if os.environ.get("MOLECULE_SCENARIO_NAME") != "secure":
+        pytest.skip("the secure scenario declares the users and topics this backup is checked against")
+    from ansible_collections.metal.kafka.plugins.module_utils import backup as bk
+    from ansible_collections.metal.kafka.plugins.module_utils import backup_kafka
+
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    secrets = _secrets(cluster)
+    with tempfile.TemporaryDirectory() as root:
+        runs = []
+        for _ in range(2):
+            proc = subprocess.run(["ansible-playbook", "-vvv", "--diff", "-i", inventory,
+                                   f"{project}/playbooks/backup.yml", "-e", f"kafka_backup_dir={root}"],
+                                  capture_output=True, text=True, timeout=900)
+            out = proc.stdout + proc.stderr
+            assert proc.returncode == 0, out[-4000:]
+            _assert_clean(out, secrets)
+            runs.append(out)
+        recap = runs[1][runs[1].rindex("PLAY RECAP"):]
+        changed = re.findall(r"(\S+)\s*:.*?changed=(\d+)", recap)
+        assert changed and all(n == "0" for _, n in changed), recap
+
+        backups = bk.list_backups(root)
+        assert len(backups) == 1 and backups[0]["status"] == "complete", backups
+        info = backups[0]
+        assert "orders" in info["topics"] and set(info["users"]) >= {"admin", "app", "outsider"}
+        _, problems, _ = backup_kafka.verify(root, info["id"])
+        assert not problems, problems
+
+        nodes = pathlib.Path(root, info["id"], "nodes")
+        assert sorted(p.name for p in nodes.iterdir()) == sorted(cluster["kafka_hosts"])
+        for host in cluster["kafka_hosts"]:
+            base = nodes / host
+            server = (base / "etc/kafka/server.properties").read_text()
+            assert "process.roles=" in server and "${file:/etc/kafka/credentials.properties:" in server
+            assert not (base / "etc/kafka/credentials.properties").exists()
+            assert not (base / "etc/kafka/admin.properties").exists()
+            keystore = (base / "etc/kafka/tls/keystore.pem").read_text()
+            assert "BEGIN CERTIFICATE" in keystore and "PRIVATE KEY-----\n" not in keystore
+            assert "BEGIN CERTIFICATE" in (base / "etc/kafka/tls/truststore.pem").read_text()
+            metas = [p.read_text() for p in base.rglob("meta.properties")]
+            assert metas and all("cluster.id=" in m for m in metas)
+        for path in pathlib.Path(root).rglob("*"):
+            mode = path.stat().st_mode & 0o777
+            assert mode == (0o700 if path.is_dir() else 0o600), f"{path} has mode {oct(mode)}"
+            if path.is_file() and not path.name.endswith(".gz"):
+                _assert_clean(path.read_text(errors="replace"), secrets)

@@ -114,7 +114,7 @@ def cmd_load(args):
 
 
 def build_parser():
-    from . import dist, lab, luks, rolling
+    from . import backup, dist, lab, luks, rolling
 
     parser = argparse.ArgumentParser(
         prog="kafka-metal",
@@ -126,6 +126,7 @@ def build_parser():
     dist.add_subparser(sub)
     rolling.add_subparsers(sub)
     luks.add_subparsers(sub)
+    backup.add_subparsers(sub)
 
     demo = sub.add_parser("demo", help="lab hosts up, site.yml, then a produce/consume smoke check")
     demo.add_argument("--topology", choices=sorted(TOPOLOGIES), default="split",
