@@ -47,8 +47,25 @@ options:
     description: Largest file, in bytes, that is read; a bigger one is reported with kind C(too-large).
     type: int
     default: 1048576
-extends_documentation_fragment:
-  - metal.kafka.read_only
+  dest:
+    description:
+      - A directory on the controller (the action plugin writes there, not the node). Each returned file is
+        stored at O(dest) followed by its path on the node, at mode 0600 in directories of mode 0700, and
+        only when its content differs from the stored copy; C(content_b64) is then left out of the result.
+      - Without it, nothing is written and the content is returned.
+    type: path
+attributes:
+  action:
+    support: full
+    description: The action plugin stores the files on the controller when O(dest) is set.
+  check_mode:
+    support: full
+    description: Reads in check mode too; with O(dest), reports which files would be stored and writes none.
+  diff_mode:
+    support: none
+    description: The stored files are sanitized copies; they are not shown.
+author:
+  - kafka-metal contributors
 """
 
 EXAMPLES = r"""
@@ -67,6 +84,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+stored:
+  description: With O(dest), the files written on the controller (or that would be, in check mode).
+  returned: when dest is set
+  type: list
+  elements: str
 files:
   description: One entry per distinct path of O(paths), in order.
   returned: always
@@ -144,6 +166,7 @@ def build_module():
             paths=dict(type="list", elements="path", required=True),
             never_read=dict(type="list", elements="path", default=[]),
             max_size=dict(type="int", default=DEFAULT_MAX_SIZE),
+            dest=dict(type="path"),  # taken by the action plugin; the module never writes
         ),
         supports_check_mode=True,
     )

@@ -29,7 +29,7 @@ from local_kafka import NEEDS_JAVA, VENV_BIN, LocalKafka, single_node  # noqa: E
 
 ensure_collection_path()
 from ansible_collections.metal.kafka.plugins.module_utils import backup as bk  # noqa: E402
-from ansible_collections.metal.kafka.plugins.module_utils import wire  # noqa: E402
+from ansible_collections.metal.kafka.plugins.module_utils import backup_kafka, wire  # noqa: E402
 
 pytestmark = NEEDS_JAVA
 
@@ -399,13 +399,12 @@ def test_backup_under_writes_wipe_restore_loses_nothing(kafka, tmp_path):
     resumed = bk.list_backups(str(killed_root))
     assert len(resumed) == 1 and resumed[0]["status"] == "complete"
     once_root = tmp_path / "once"
-    cli("create", "--dir", once_root, "--bootstrap-server", kafka.bootstrap, "--command-config", cfg,
-        "--topic", "orders", "--topic", "blobs")
+    backup_kafka.create(conf(kafka), str(once_root), topics=["orders", "blobs"])
     for key in resumed[0]["targets"]:
         a = bk.read_manifest(str(killed_root / resumed[0]["id"]), *key.rsplit("/", 1))
         b = bk.read_manifest(str(once_root / bk.latest(str(once_root))["id"]), *key.rsplit("/", 1))
         assert (a["records"], a["digest"]) == (b["records"], b["digest"]), key
-    cli("verify", "--dir", killed_root)
+    assert not backup_kafka.verify(str(killed_root))[1]
 
     # -- an incremental backup stores only what is new
     produce(kafka, "orders", [(b"late", f"late-{i}".encode(), [("late", b"1")]) for i in range(300)])
@@ -417,7 +416,8 @@ def test_backup_under_writes_wipe_restore_loses_nothing(kafka, tmp_path):
     assert inc["totals"]["records"] == new_orders, (inc["totals"], new_orders)
     listing = cli("list", "--dir", root)
     assert full["id"] in listing and inc["id"] in listing
-    cli("verify", "--dir", root, "--bootstrap-server", kafka.bootstrap, "--command-config", cfg)
+    _, problems, notes = backup_kafka.verify(str(root), conf=conf(kafka))
+    assert not problems and not notes, (problems, notes)
 
     # -- what the source holds, read before the wipe
     before = snapshot(kafka)
@@ -441,8 +441,8 @@ def test_backup_under_writes_wipe_restore_loses_nothing(kafka, tmp_path):
     assert "trimmed: exists with 2 partitions, the backup has 1" in out, out
     assert set(kafka.admin().list_topics(timeout=10).topics) - {"__consumer_offsets"} == {"trimmed"}
     assert set(users(kafka)) == {"admin"} and acls(kafka) == []
-    out = cli("restore", "--dir", root, "--bootstrap-server", kafka.bootstrap, "--command-config", cfg, expect=2)
-    assert "no password for the SCRAM user(s) admin, alice, bob" in out, out
+    with pytest.raises(bk.BackupError, match=r"no password for the SCRAM user\(s\) admin, alice, bob"):
+        backup_kafka.restore(conf(kafka), str(root))
     kafka.admin().delete_topics(["trimmed"], operation_timeout=30)["trimmed"].result(30)
     deadline = time.monotonic() + 30
     while "trimmed" in kafka.admin().list_topics(timeout=10).topics and time.monotonic() < deadline:
@@ -528,8 +528,8 @@ def test_backup_under_writes_wipe_restore_loses_nothing(kafka, tmp_path):
     # -- a second run of the restore changes nothing
     ends = {t: end_offsets(kafka, t, n) for t, n in TOPICS.items()}
     commit(kafka, "caught-up", {("orders", 0): 1})  # consumers moved on since: not rewound
-    again = cli("restore", "--dir", root, "--bootstrap-server", kafka.bootstrap, "--command-config", cfg,
-                "--passwords", passwords, "--json")
+    again = backup_kafka.restore(conf(kafka), str(root), passwords={"admin": ADMIN_PW, "alice": ALICE_PW,
+                                                                    "bob": BOB_PW})
     assert again["records_written"] == 0
     assert {t: end_offsets(kafka, t, n) for t, n in TOPICS.items()} == ends
     assert committed(kafka, "caught-up")[("orders", 0)] == 1

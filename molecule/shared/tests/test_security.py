@@ -15,7 +15,8 @@ import tempfile
 import uuid
 
 import pytest
-from ansible_collections.metal.kafka.plugins.module_utils import wire
+from ansible_collections.metal.kafka.plugins.module_utils import backup as bk
+from ansible_collections.metal.kafka.plugins.module_utils import backup_kafka, wire
 
 pytestmark = pytest.mark.usefixtures("secure_only")
 
@@ -243,9 +244,6 @@ def test_backup_playbook_keeps_each_node_without_a_secret_and_a_second_run_chang
     redacted; a second run within kafka_backup_max_age changes nothing; the backup verifies."""
     if os.environ.get("MOLECULE_SCENARIO_NAME") != "secure":
         pytest.skip("the secure scenario declares the users and topics this backup is checked against")
-    from ansible_collections.metal.kafka.plugins.module_utils import backup as bk
-    from ansible_collections.metal.kafka.plugins.module_utils import backup_kafka
-
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
     secrets = _secrets(cluster)
     with tempfile.TemporaryDirectory() as root:
