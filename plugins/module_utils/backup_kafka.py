@@ -119,17 +119,37 @@ def topic_details(backend, names):
     return out
 
 
-def list_offsets(backend, tps, which):
-    """``{(topic, partition): offset}``: ``which`` is ``earliest`` or ``latest`` (read-committed end)."""
+# Errors of a partition whose leader is moving or not elected yet (a topic just created): asked again.
+_RETRIABLE_OFFSET_ERRORS = ("NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART",
+                            "NOT_LEADER_OR_FOLLOWER", "OFFSET_NOT_AVAILABLE", "REPLICA_NOT_AVAILABLE")
+
+
+def list_offsets(backend, tps, which, committed=True, timeout=60):
+    """``{(topic, partition): offset}``: ``which`` is ``earliest`` or ``latest`` (the read-committed end, or
+    with ``committed=False`` the log end); asked again while a partition's leader is not there yet."""
     ck, admin = _ck()
     if not tps:
         return {}
     spec = admin.OffsetSpec.earliest() if which == "earliest" else admin.OffsetSpec.latest()
-    req = {ck.TopicPartition(t, p): spec for t, p in tps}
-    futures = backend._admin.list_offsets(req, isolation_level=ck.IsolationLevel.READ_COMMITTED,
-                                          request_timeout=backend.timeout)
-    return {(tp.topic, tp.partition): _wait(backend, f, f"list {which} offset of {tp.topic}/{tp.partition}").offset
-            for tp, f in futures.items()}
+    level = ck.IsolationLevel.READ_COMMITTED if committed else ck.IsolationLevel.READ_UNCOMMITTED
+    out, todo = {}, list(tps)
+    deadline = time.monotonic() + timeout
+    while todo:
+        futures = backend._admin.list_offsets({ck.TopicPartition(t, p): spec for t, p in todo}, isolation_level=level,
+                                              request_timeout=backend.timeout)
+        again = []
+        for tp, f in futures.items():
+            try:
+                out[(tp.topic, tp.partition)] = _wait(backend, f, f"list {which} offset of {tp.topic}/{tp.partition}") \
+                    .offset
+            except bk.BackupError as exc:
+                if not any(code in str(exc) for code in _RETRIABLE_OFFSET_ERRORS) or time.monotonic() > deadline:
+                    raise
+                again.append((tp.topic, tp.partition))
+        todo = again
+        if todo:
+            time.sleep(0.3)
+    return out
 
 
 def consumer_groups(backend, topics):
@@ -522,14 +542,7 @@ def _records_held(backend, tps):
 
 def _high_watermarks(backend, tps):
     """Log end offsets (``latest`` with read-uncommitted)."""
-    ck, admin = _ck()
-    if not tps:
-        return {}
-    req = {ck.TopicPartition(t, p): admin.OffsetSpec.latest() for t, p in tps}
-    futures = backend._admin.list_offsets(req, isolation_level=ck.IsolationLevel.READ_UNCOMMITTED,
-                                          request_timeout=backend.timeout)
-    return {(tp.topic, tp.partition): _wait(backend, f, f"list end offset of {tp.topic}/{tp.partition}").offset
-            for tp, f in futures.items()}
+    return list_offsets(backend, tps, "latest", committed=False)
 
 
 def restore(conf, root, backup_id=None, topics=None, existing="refuse", passwords=None, users=True, acls=True,
