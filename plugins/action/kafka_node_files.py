@@ -7,12 +7,12 @@ content changed), instead of a copy task per file and host."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.metal.kafka.plugins.module_utils import backup
+from ansible_collections.metal.kafka.plugins.module_utils.pki import write_file
 
 
 class ActionModule(ActionBase):
@@ -41,19 +41,22 @@ class ActionModule(ActionBase):
             local = os.path.join(dest, entry["path"].lstrip("/"))
             if os.path.normpath(local) != local or not local.startswith(dest.rstrip("/") + "/"):
                 raise AnsibleActionFail(f"{entry['path']}: not a plain absolute path on the node")
-            if os.path.isfile(local) and _sha256(local) == hashlib.sha256(data).hexdigest() \
-                    and os.stat(local).st_mode & 0o777 == 0o600:
+            if self._play_context.check_mode:
+                if not _holds(local, data):
+                    stored.append(local)
                 continue
-            stored.append(local)
-            if not self._play_context.check_mode:
-                backup.makedirs(os.path.dirname(local))
-                backup.write_atomic(local, data, mode=0o600)
-                os.chmod(local, 0o600)
+            backup.makedirs(os.path.dirname(local))
+            if write_file(local, data, 0o600):
+                stored.append(local)
         result["stored"] = stored
         result["changed"] = bool(stored)
         return result
 
 
-def _sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+def _holds(path, data):
+    """Whether ``path`` already holds ``data`` at mode 0600 (what check mode reports as no change)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read() == data and os.stat(path).st_mode & 0o7777 == 0o600
+    except FileNotFoundError:
+        return False

@@ -34,6 +34,8 @@ import os
 import re
 import struct
 
+from ansible_collections.metal.kafka.plugins.module_utils.pki import write_file
+
 FORMAT = 1
 ZERO_DIGEST = "0" * 64
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -161,18 +163,8 @@ def _decode_all(data):
 
 
 def write_atomic(path, data, mode=0o600):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Writes ``data`` to ``path`` through a temporary file and a rename, at ``mode`` (0600 by default)."""
+    write_file(path, data, mode)
 
 
 def write_json(path, obj):

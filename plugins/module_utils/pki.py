@@ -205,8 +205,9 @@ def load_certs(data, what="certificates"):
     return certs
 
 
-def _write(path, data, mode):
-    """Write ``data`` to ``path`` atomically with ``mode``; True when the file or its mode changed."""
+def write_file(path, data, mode):
+    """Write ``data`` to ``path`` atomically with ``mode``; True when the file or its mode changed (also used
+    by the backup's files: chunks, manifests, a node's files)."""
     try:
         with open(path, "rb") as handle:
             same = handle.read() == data
@@ -427,8 +428,8 @@ def ensure_ca(ca_dir, passphrase=None, common_name=None, valid_days=3650, key_ty
                           else serialization.NoEncryption())
             key_pem = ca.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
             os.chmod(ca_dir, 0o700)
-            _write(os.path.join(ca_dir, CA_KEY), key_pem, 0o600)
-            _write(os.path.join(ca_dir, CA_CERT), cert_pem(ca.cert), 0o644)
+            write_file(os.path.join(ca_dir, CA_KEY), key_pem, 0o600)
+            write_file(os.path.join(ca_dir, CA_CERT), cert_pem(ca.cert), 0o644)
             created = True
         ca = load_ca(ca_dir, passphrase, passphrase_name)
     ca.created = created
@@ -1015,7 +1016,7 @@ def ensure_host(ca_dir, host, dns_names=(), ip_addresses=(), *, ca_passphrase=No
                 continue
             if data == "build":
                 data = keystore_pem(key, chain, password)
-            if _write(path, data, mode):
+            if write_file(path, data, mode):
                 updated.append(label)
         if updated:
             result.changed = True

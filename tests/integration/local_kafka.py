@@ -66,6 +66,34 @@ def single_node(data: Path, controller_port: int) -> list:
     return props
 
 
+def scram_node(data: Path, client_port: int, controller_port: int, admin_password: str,
+               mechanisms=("SCRAM-SHA-512",)) -> list:
+    """A one-node cluster whose client listener takes SCRAM (``mechanisms``) over SASL_PLAINTEXT, the
+    controller listener PLAIN, with the KRaft authorizer and `admin` as the only super user (no access
+    unless an ACL allows it). Its storage is formatted with `admin`'s SCRAM-SHA-512 credential."""
+    scram = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+             f'username="admin" password="{admin_password}";')
+    plain = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+             f'username="admin" password="{admin_password}" user_admin="{admin_password}";')
+    enabled = ",".join(mechanisms)
+    return single_node(data, controller_port) + [
+        f"listeners=CLIENT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=CLIENT://127.0.0.1:{client_port}",
+        "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "inter.broker.listener.name=CLIENT",
+        f"sasl.enabled.mechanisms={enabled}",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        "sasl.mechanism.controller.protocol=PLAIN",
+        f"listener.name.client.sasl.enabled.mechanisms={enabled}",
+        *(f"listener.name.client.{m.lower()}.sasl.jaas.config={scram}" for m in mechanisms),
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        f"listener.name.controller.plain.sasl.jaas.config={plain}",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:admin",
+        "allow.everyone.if.no.acl.found=false",
+    ]
+
+
 class LocalKafka:
     """``properties(data_dir, client_port, controller_port) -> str`` gives server.properties."""
 

@@ -26,7 +26,7 @@ import yaml
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka import admin as ck_admin  # noqa: E402
-from local_kafka import NEEDS_JAVA, VENV_BIN, LocalKafka, single_node  # noqa: E402
+from local_kafka import NEEDS_JAVA, VENV_BIN, LocalKafka, scram_node  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_PW = "admin-" + uuid.uuid4().hex
@@ -37,25 +37,7 @@ pytestmark = NEEDS_JAVA
 
 
 def server_properties(data: Path, client_port: int, controller_port: int) -> str:
-    scram = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="{ADMIN_PW}";'
-    plain = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
-             f'username="admin" password="{ADMIN_PW}" user_admin="{ADMIN_PW}";')
-    return "\n".join(single_node(data, controller_port) + [
-        f"listeners=CLIENT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=CLIENT://127.0.0.1:{client_port}",
-        "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
-        "inter.broker.listener.name=CLIENT",
-        "sasl.enabled.mechanisms=SCRAM-SHA-512",
-        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
-        "sasl.mechanism.controller.protocol=PLAIN",
-        "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512",
-        f"listener.name.client.scram-sha-512.sasl.jaas.config={scram}",
-        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
-        f"listener.name.controller.plain.sasl.jaas.config={plain}",
-        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users=User:admin",
-        "allow.everyone.if.no.acl.found=false",
-    ]) + "\n"
+    return "\n".join(scram_node(data, client_port, controller_port, ADMIN_PW)) + "\n"
 
 
 
