@@ -299,16 +299,20 @@ def read_manifest(backup_dir, topic, partition):
     return read_json(os.path.join(partition_dir(backup_dir, topic, partition), "manifest.json"))
 
 
+def read_chunk(backup_dir, manifest, chunk, check=True):
+    """One stored chunk's records, in order, after checking the chunk's sha256."""
+    path = os.path.join(partition_dir(backup_dir, manifest["topic"], manifest["partition"]), chunk["file"])
+    with open(path, "rb") as f:
+        data = f.read()
+    if check and hashlib.sha256(data).hexdigest() != chunk["sha256"]:
+        raise BackupError(f"{path}: sha256 differs from the manifest: the chunk was changed or damaged")
+    return decode_all(gzip.decompress(data))
+
+
 def iter_chunks(backup_dir, manifest, check=True):
-    """Each stored chunk's records, in order, after checking the chunk's sha256."""
-    d = partition_dir(backup_dir, manifest["topic"], manifest["partition"])
+    """Each stored chunk with its records, in order."""
     for chunk in manifest["chunks"]:
-        path = os.path.join(d, chunk["file"])
-        with open(path, "rb") as f:
-            data = f.read()
-        if check and hashlib.sha256(data).hexdigest() != chunk["sha256"]:
-            raise BackupError(f"{path}: sha256 differs from the manifest: the chunk was changed or damaged")
-        yield chunk, decode_all(gzip.decompress(data))
+        yield chunk, read_chunk(backup_dir, manifest, chunk, check)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -465,6 +469,22 @@ def translate_offset(source_offsets, committed, base):
     return base + bisect.bisect_left(source_offsets, committed)
 
 
+def translate_committed(manifests, committed, base):
+    """:func:`translate_offset` over a partition's chain (``[(backup_dir, manifest)]``, oldest first) from the
+    manifests' chunk ranges: only the chunk that holds ``committed`` is read."""
+    before = 0
+    for backup_dir, manifest in manifests:
+        for chunk in manifest["chunks"]:
+            if chunk["last"] < committed:
+                before += chunk["records"]
+            elif chunk["first"] >= committed:
+                return base + before
+            else:
+                offsets = [r.offset for r in read_chunk(backup_dir, manifest, chunk)]
+                return translate_offset(offsets, committed, base + before)
+    return base + before
+
+
 def plan_topics(backup_topics, live_topics, existing="refuse", restored_before=()):
     """What a restore does with each topic, or a BackupError naming every conflict.
 
@@ -535,4 +555,3 @@ def human_bytes(n):
         if float(shown) < 1024 or unit == "TiB":
             return f"{shown} {unit}"
         n /= 1024
-    return f"{n} B"

@@ -321,7 +321,7 @@ def create(conf, root, topics=None, incremental=False, resume=True, quotas=True,
         if not w.complete:
             ranges[tp] = (w.next_offset, t["end"])
     total = sum(t["end"] - t["start"] for t in info["targets"].values())
-    state = {"bytes": 0, "last_flush": time.monotonic()}
+    state = {"last_flush": time.monotonic()}
     t_read = time.monotonic()
 
     def on_record(tp, record):
@@ -395,7 +395,10 @@ def _begin(backend, conf, root, cluster, only, incremental, quotas, now, say):
         acls = []  # the cluster has no authorizer
         say("the cluster has no authorizer: no ACLs to keep")
     bk.write_json(os.path.join(bdir, "metadata", "acls.json"), sorted(acls, key=lambda a: sorted(a.items())))
-    users = _wait_list(backend.scram_users, None, "describe SCRAM users")
+    try:
+        users = backend.scram_users()
+    except KafkaAdminError as exc:
+        raise bk.BackupError(f"describe SCRAM users: {exc}") from None
     bk.write_json(os.path.join(bdir, "metadata", "users.json"), users)
     if quotas:
         bk.write_json(os.path.join(bdir, "metadata", "quotas.json"), read_quotas(conf))
@@ -420,13 +423,6 @@ def _begin(backend, conf, root, cluster, only, incremental, quotas, now, say):
         f"{len(groups)} groups, {len(acls)} ACLs, {len(users)} SCRAM users"
         + (f", incremental after {parent['id']}" if parent else ""))
     return info
-
-
-def _wait_list(fn, arg, what):
-    try:
-        return fn(arg)
-    except KafkaAdminError as exc:
-        raise bk.BackupError(f"{what}: {exc}") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -528,10 +524,6 @@ def _partition_records(root, chain, topic, partition):
     for bdir, m in bk.partition_manifests(root, chain, topic, partition):
         for _, records in bk.iter_chunks(bdir, m):
             yield from records
-
-
-def _source_offsets(root, chain, topic, partition):
-    return [r.offset for r in _partition_records(root, chain, topic, partition)]
 
 
 def _records_held(backend, tps):
@@ -744,7 +736,6 @@ def _set_group_offsets(backend, group, tps, timeout=60):
 def _restore_groups(backend, root, chain, bdir, state, state_path, plan, say):
     ck, admin = _ck()
     groups = bk.read_json(os.path.join(bdir, "metadata", "groups.json"))
-    offsets_cache = {}
     done = []
     for group, g in sorted(groups.items()):
         if group in state["groups_done"]:
@@ -755,10 +746,8 @@ def _restore_groups(backend, root, chain, bdir, state, state_path, plan, say):
                 continue
             for partition, (committed, metadata) in sorted(parts.items(), key=lambda kv: int(kv[0])):
                 tp = (topic, int(partition))
-                if tp not in offsets_cache:
-                    offsets_cache[tp] = _source_offsets(root, chain, *tp)
                 base = state["partitions"][_tp_key(tp)]["base"]
-                new = bk.translate_offset(offsets_cache[tp], committed, base)
+                new = bk.translate_committed(bk.partition_manifests(root, chain, *tp), committed, base)
                 tps.append(ck.TopicPartition(topic, tp[1], new, metadata=metadata) if metadata
                            else ck.TopicPartition(topic, tp[1], new))
         if not tps:

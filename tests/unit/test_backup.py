@@ -983,3 +983,22 @@ def test_main_backup_errors_are_one_line_and_status_2(tmp_path, capsys):
     assert main.main(["backup", "restore", "--dir", str(tmp_path), "--bootstrap-server", "127.0.0.1:1",
                       "--passwords", str(missing)]) == 2
     assert capsys.readouterr().err == f"kafka-metal backup: --passwords {missing}: No such file or directory\n"
+
+
+def test_translate_committed_reads_only_the_chunk_it_needs_and_equals_the_full_translation(tmp_path, monkeypatch):
+    # a chain of two backups of one partition, with gaps (aborted records, compaction) inside and between chunks
+    full = write_all(tmp_path / "full", records([0, 1, 2, 5, 6, 9, 10, 11]), 0, 12, chunk_records=3)
+    inc = bk.PartitionWriter(str(tmp_path / "inc"), "orders", 0, 12, 30, chunk_records=3)
+    for r in records([14, 15, 20, 21, 22, 27]):
+        inc.add(r)
+    inc.flush(complete=True)
+    manifests = [(str(tmp_path / "full"), full.manifest), (str(tmp_path / "inc"), inc.manifest)]
+    every = [0, 1, 2, 5, 6, 9, 10, 11, 14, 15, 20, 21, 22, 27]
+    reads = []
+    real = bk.read_chunk
+    monkeypatch.setattr(bk, "read_chunk", lambda *a, **k: reads.append(a[2]["file"]) or real(*a, **k))
+    for committed in range(-1, 32):
+        reads.clear()
+        assert bk.translate_committed(manifests, committed, 100) == bk.translate_offset(every, committed, 100), \
+            committed
+        assert len(reads) <= 1, (committed, reads)
