@@ -31,6 +31,14 @@ def test_roll_and_upgrade_are_wired_and_refuse_a_bad_version(tmp_path):
     args = parser.parse_args(["upgrade", "--to", "4.1", "-i", "inv.yml"])
     with pytest.raises(SystemExit, match="not a Kafka version like 4.1.1"):
         args.func(args)
+    args = parser.parse_args(["upgrade", "--to", "4.1.1", "--finalize", "--feature", "group.version=1", "--feature",
+                              "transaction.version=2", "--dynamic-quorum", "--check", "-i", "inv.yml"])
+    assert args.feature == ["group.version=1", "transaction.version=2"] and args.dynamic_quorum and args.check
+    # features are raised by a finalize only, never by the roll to the new version
+    for extra in (["--feature", "group.version=1"], ["--dynamic-quorum"]):
+        args = parser.parse_args(["upgrade", "--to", "4.1.1", *extra, "-i", "inv.yml"])
+        with pytest.raises(SystemExit, match="go with --finalize"):
+            args.func(args)
 
 
 def test_roll_reads_hosts_groups_and_known_hosts_from_the_inventory(tmp_path):

@@ -10,6 +10,7 @@ $KAFKA_METAL_FIGURES_DIR (default /tmp/kafka-metal-figures) for the closing note
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -304,12 +305,39 @@ def test_upgrade_to_4_under_load_then_finalize(rolling_scenario, cluster, invent
     # nothing left to do for this version
     assert "0 node(s) restarted" in kafka_metal("upgrade", "--to", target, "--check", inventory=inventory).stdout
     broker = cluster["testinfra"][cluster["brokers"][0]]
-    features = (f"/opt/kafka/current/bin/kafka-features.sh --bootstrap-server "
+    describe = (f"/opt/kafka/current/bin/kafka-features.sh --bootstrap-server "
                 f"{cluster['address'][cluster['brokers'][0]]}:9092 {command_config} describe")
-    assert "FinalizedVersionLevel: 3.9" in broker.check_output(features)
+
+    def levels():
+        """Finalized level of every feature, as Kafka's own tool prints it."""
+        return dict(re.findall(r"Feature: (\S+)\s.*FinalizedVersionLevel: (\S+)", broker.check_output(describe)))
+
+    before = levels()
+    assert before["metadata.version"] == "3.9-IV0" and before["kraft.version"] == "0", before
+    # --check: the plan (what moves and what does not), Kafka's validation, nothing changed
+    check = kafka_metal("upgrade", "--to", target, "--finalize", "--check", inventory=inventory)
+    assert check.returncode == 0, check.stderr
+    assert re.search(r"raise metadata\.version +3\.9-IV0 \(21\) -> 4\.1-IV1 \(27\)", check.stdout)
+    assert re.search(r"keep  kraft\.version +0 +\(release 4\.1 maps it to 1; not raised", check.stdout)
+    assert "Kafka accepts the change (metadata.version can be upgraded to 27.)" in check.stdout
+    assert levels() == before
+    # kraft.version is not a --feature: refused before anything changes
+    refused = kafka_metal("upgrade", "--to", target, "--finalize", "--feature", "kraft.version=1", inventory=inventory)
+    assert refused.returncode == 2 and "kraft.version is not raised with --feature" in refused.stderr
+    assert levels() == before
     fin = kafka_metal("upgrade", "--to", target, "--finalize", inventory=inventory)
     assert fin.returncode == 0, fin.stderr
-    assert "FinalizedVersionLevel: 4.1" in broker.check_output(features)
+    after = levels()
+    assert after == {**before, "metadata.version": "4.1-IV1"}, after  # kraft.version and the rest unchanged
+    # a second finalize, through the command line and through the playbook (the same code): nothing to do
+    again = kafka_metal("upgrade", "--to", target, "--finalize", inventory=inventory)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
+    play = playbook("rolling_upgrade.yml", inventory, "-e", f"kafka_version={target}", "-e",
+                    "kafka_upgrade_finalize=true")
+    assert play.returncode == 0, play.stdout[-3000:]
+    assert "nothing to do: every feature is where this finalize would put it" in play.stdout
+    assert re.search(r"changed=0 ", play.stdout) and not re.search(r"changed=[1-9]", play.stdout)
+    assert levels() == after
     result = smoke.run(bootstrap, messages=2000, extra=client_conf)
     assert result.ok, result.problems
 

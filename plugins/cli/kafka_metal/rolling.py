@@ -161,6 +161,8 @@ def cmd_upgrade(args):
         raise SystemExit(f"--to {args.to!r} is not a Kafka version like 4.1.1")
     if args.finalize:
         return finalize(args, rolling)
+    if args.feature or args.dynamic_quorum:
+        raise SystemExit("--feature and --dynamic-quorum go with --finalize, once every node runs the new version")
     if not args.check:
         # unpack the new version beside the running one on every host (verified archive, no restart)
         extra = {"kafka_version": args.to, "kafka_switch_version": "false"}
@@ -179,7 +181,10 @@ def cmd_upgrade(args):
 
 
 def finalize(args, rolling):
-    """Raise the cluster's feature level to the new release (KRaft), from a broker host."""
+    """Raise metadata.version to the release every node runs, plus only what the operator names
+    (module_utils/features.py, the same code as the kafka_features module), from a broker host."""
+    from ansible_collections.metal.kafka.plugins.module_utils import features, properties
+
     hosts, known, _cluster = inventory_hosts(args.inventory, args.vault_password_file)
     known = args.known_hosts or known or os.path.expanduser("~/.ssh/known_hosts")
     remote = rolling.FabricRemote(known if os.path.exists(known) else None)
@@ -190,8 +195,6 @@ def finalize(args, rolling):
         rc, server, _ = remote.run(broker, "cat /etc/kafka/server.properties")
         if rc != 0:
             raise SystemExit(f"{broker.name}: cannot read /etc/kafka/server.properties")
-        from ansible_collections.metal.kafka.plugins.module_utils import properties
-
         props = properties.parse(server)
         if "zookeeper.connect" in props and "process.roles" not in props:
             raise SystemExit("ZooKeeper mode: the feature level is inter.broker.protocol.version; set it in "
@@ -200,20 +203,27 @@ def finalize(args, rolling):
         internal = props.get("inter.broker.listener.name", "").upper()
         name = next((n for n in advertised if n != internal), next(iter(advertised)))
         host, port = advertised[name]
-        cmd = rolling.finalize_command("kraft", args.to, bootstrap=f"{host}:{port}")
-        print(f"{broker.name}: {cmd}", flush=True)
-        if args.check:
+
+        def run(argv):
+            return remote.run(broker, "LC_ALL=C KAFKA_HEAP_OPTS=-Xmx256m " + shlex.join(argv), timeout=300)
+
+        tools = features.Tools(run, "/opt/kafka/current", f"{host}:{port}", "/etc/kafka/admin.properties")
+        print(f"{broker.name}: reading the feature levels and Kafka's version mapping for {args.to}", flush=True)
+        try:
+            result = features.finalize(tools, args.to, args.feature, args.dynamic_quorum,
+                                       features.static_voters(props), check=args.check)
+        except features.FeatureError as exc:
+            print(f"kafka-metal upgrade --finalize: {exc}", file=sys.stderr)
+            return 2
+        print("\n".join(result.plan.lines()))
+        if not result.changed:
             return 0
-        rc, out, err = remote.run(broker, cmd, timeout=300)
-        print((out or "").strip())
-        if rc != 0:
-            print((err or "").strip(), file=sys.stderr)
-            return rc
-        rc, out, _ = remote.run(broker, f"/opt/kafka/current/bin/kafka-features.sh --bootstrap-server "
-                                        f"{shlex.quote(f'{host}:{port}')} --command-config /etc/kafka/admin.properties "
-                                        "describe", timeout=120)
-        print((out or "").strip())
-        return rc
+        if args.check:
+            print(f"check: Kafka accepts the change ({result.kafka_said}); nothing was changed")
+            return 0
+        print(f"done: {result.kafka_said}")
+        print("finalized levels now: " + ", ".join(f"{n}={lv.show()}" for n, lv in sorted(result.after.items())))
+        return 0
     finally:
         remote.close()
 
@@ -245,6 +255,13 @@ def add_subparsers(sub):
     up = sub.add_parser("upgrade", help="rolling upgrade to another Kafka version (then --finalize)")
     up.add_argument("--to", required=True, help="target Kafka version, e.g. 4.1.1")
     up.add_argument("--finalize", action="store_true",
-                    help="after every node runs --to: raise the feature level (metadata.version); cannot be undone")
+                    help="after every node runs --to: raise metadata.version to the release's level, and only the "
+                         "features named with --feature; prints what moves and what does not first; cannot be "
+                         "undone (with --check: Kafka validates it, nothing changes)")
+    up.add_argument("--feature", action="append", default=[], metavar="NAME=LEVEL",
+                    help="with --finalize: also raise this feature (repeatable), e.g. group.version=1")
+    up.add_argument("--dynamic-quorum", action="store_true",
+                    help="with --finalize: also raise kraft.version, which makes a static controller quorum "
+                         "dynamic, for good (never done otherwise)")
     _common(up)
     up.set_defaults(func=cmd_upgrade)
