@@ -5,7 +5,15 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.metal.kafka.plugins.module_utils import cluster, luks, properties, security, tuning, zookeeper
+from ansible_collections.metal.kafka.plugins.module_utils import (
+    cluster,
+    luks,
+    node,
+    properties,
+    security,
+    tuning,
+    zookeeper,
+)
 
 
 def _address(hostvars, host, var):
@@ -223,9 +231,23 @@ def kafka_limit_problems(pid1_limits, nofile, nproc):
     return tuning.limit_problems(limits, int(nofile), int(nproc))
 
 
+def kafka_path_specs(paths, **attributes):
+    """``[path, ...]`` -> ``[{"path": path, **attributes}, ...]`` (directories for the kafka_node module)."""
+    return [dict(attributes, path=p) for p in paths or [] if p]
+
+
+def kafka_node_manifest(reads, kind, unit, roles, node_id, log_dirs=(), listeners=None, config_dir=None,
+                        install_root=None):
+    """The node's manifest (module_utils/node.py): what it is and every file its process reads."""
+    return node.manifest(kind, unit, roles, int(node_id), [r for r in reads if r], log_dirs, listeners, config_dir,
+                         install_root)
+
+
 class FilterModule:
     def filters(self):
         return {
+            "kafka_node_manifest": kafka_node_manifest,
+            "kafka_path_specs": kafka_path_specs,
             "kafka_roll_hosts": kafka_roll_hosts,
             "kafka_known_hosts": kafka_known_hosts,
             "to_properties": to_properties,

@@ -83,3 +83,57 @@ def plan(states, cluster_id, node_id):
 def cluster_ids(states):
     """Cluster ids found in the given directory states (for choosing the cluster id)."""
     return sorted({st["meta"]["cluster.id"] for st in states if st["meta"] and st["meta"].get("cluster.id")})
+
+
+def format_dirs(run_command, dirs, cluster_id, node_id, config, kafka_home, owner, group, java_home=None,
+                release_version=None, scram_credentials=(), check=False):
+    """Format the directories of ``dirs`` that need it (:func:`plan`) with ``kafka-storage format``, hand them to
+    ``owner``/``group``, and prove the result. ``run_command(argv, environ_update=...) -> (rc, out, err)``.
+    Returns ``(decision, stdout)``; raises :class:`StorageError` with the reason (nothing formatted on a refusal).
+
+    The arguments (SCRAM credentials among them) reach the tool through an argument file readable only by its
+    owner and removed right after, never on a command line the process list shows."""
+    import grp
+    import pwd
+
+    from .security import storage_scram_argument
+    from .tools import private_file, tool_env
+
+    dirs = list(dict.fromkeys(dirs))
+    decision = plan([inspect_dir(d) for d in dirs], cluster_id, node_id)
+    if not decision["format"] or check:
+        return decision, ""
+    tool = os.path.join(kafka_home, "bin", "kafka-storage.sh")
+    if not os.access(tool, os.X_OK):
+        raise StorageError(f"{tool} is missing or not executable: install Kafka before formatting")
+    args = ["format", "-t", cluster_id, "-c", config, "--ignore-formatted"]
+    if release_version:
+        args += ["--release-version", release_version]
+    try:
+        for cred in scram_credentials:
+            args += ["--add-scram", storage_scram_argument(cred["mechanism"], cred["name"], cred["password"],
+                                                           cred["iterations"], os.urandom(32))]
+    except ValueError as exc:
+        raise StorageError(f"cannot bootstrap SCRAM credentials: {exc}") from None
+    with private_file("".join(f"{a}\n" for a in args)) as argfile:
+        rc, out, err = run_command([tool, "@" + argfile], environ_update=tool_env(java_home))
+    if rc != 0:
+        raise StorageError(f"kafka-storage format -t {cluster_id} -c {config} failed (rc={rc}): "
+                           f"{(err or out or '').strip()[-1500:]}")
+    uid, gid = pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid
+    for d in decision["format"]:
+        if not os.path.isdir(d):
+            raise StorageError(f"{d} was not created by kafka-storage format; is it in the config file?")
+        _chown_tree(d, uid, gid)
+    after = plan([inspect_dir(d) for d in dirs], cluster_id, node_id)
+    if after["format"]:
+        raise StorageError(f"kafka-storage left directories unformatted: {', '.join(after['format'])}; each must "
+                           "appear in log.dirs or metadata.log.dir of the config")
+    return decision, out
+
+
+def _chown_tree(path, uid, gid):
+    os.chown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, gid)

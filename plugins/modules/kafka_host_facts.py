@@ -15,12 +15,39 @@ description:
   - Never changes anything; the tuning role and the JVM sizing decide from these facts.
   - Also says which of the given O(paths) exist, so a role can look for several tools in the same
     module run (each module run costs seconds on a slow or emulated host).
+  - One run answers everything the roles decide from, since each module run costs seconds on a slow or
+    emulated host. Besides the above, the targets of O(links), which of O(users) and O(groups) exist, the
+    cluster ids recorded in O(storage_dirs), and with O(names) the host's names and IPv4 addresses.
 options:
   paths:
     description: Paths to look for (tools, daemons); the ones that exist come back in RV(paths_present).
     type: list
     elements: path
     default: []
+  links:
+    description: Symbolic links to read; their targets come back in RV(links).
+    type: list
+    elements: path
+    default: []
+  users:
+    description: User names to look for; the ones that exist come back in RV(users_present).
+    type: list
+    elements: str
+    default: []
+  groups:
+    description: Group names to look for; the ones that exist come back in RV(groups_present).
+    type: list
+    elements: str
+    default: []
+  storage_dirs:
+    description: Kafka storage directories whose recorded cluster ids come back in RV(cluster_ids).
+    type: list
+    elements: path
+    default: []
+  names:
+    description: Also return the host's fully qualified name, short name and IPv4 addresses (for certificates).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - metal.kafka.read_only
 """
@@ -67,11 +94,48 @@ paths_present:
   returned: always
   type: list
   elements: str
+links:
+  description: Target of each of O(links), or null where there is no link.
+  returned: always
+  type: dict
+users_present:
+  description: The given O(users) that exist.
+  returned: always
+  type: list
+  elements: str
+groups_present:
+  description: The given O(groups) that exist.
+  returned: always
+  type: list
+  elements: str
+cluster_ids:
+  description: Cluster ids found in the C(meta.properties) of O(storage_dirs).
+  returned: always
+  type: list
+  elements: str
+fqdn:
+  description: The host's fully qualified name (with O(names)).
+  returned: when O(names)
+  type: str
+hostname:
+  description: The host's short name (with O(names)).
+  returned: when O(names)
+  type: str
+ipv4_addresses:
+  description: The host's IPv4 addresses, loopback excluded (with O(names)).
+  returned: when O(names)
+  type: list
+  elements: str
 """
 
+import grp
 import os
+import platform
+import pwd
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.metal.kafka.plugins.module_utils.storage import cluster_ids, inspect_dir
 from ansible_collections.metal.kafka.plugins.module_utils.tuning import parse_limits, thp_mode
 
 THP = "/sys/kernel/mm/transparent_hugepage"
@@ -87,8 +151,17 @@ def _read(path, default=""):
 
 def main():
     module = AnsibleModule(
-        argument_spec={"paths": {"type": "list", "elements": "path", "default": []}}, supports_check_mode=True
+        argument_spec={
+            "paths": {"type": "list", "elements": "path", "default": []},
+            "links": {"type": "list", "elements": "path", "default": []},
+            "users": {"type": "list", "elements": "str", "default": []},
+            "groups": {"type": "list", "elements": "str", "default": []},
+            "storage_dirs": {"type": "list", "elements": "path", "default": []},
+            "names": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
     )
+    p = module.params
     mem_total = 0
     for line in _read("/proc/meminfo").splitlines():
         if line.startswith("MemTotal:"):
@@ -108,8 +181,37 @@ def main():
         thp_enabled=thp_mode(_read(f"{THP}/enabled")),
         thp_defrag=thp_mode(_read(f"{THP}/defrag")),
         swaps=swaps,
-        paths_present=[p for p in module.params["paths"] if os.path.exists(p)],
+        paths_present=[path for path in p["paths"] if os.path.exists(path)],
+        links={path: os.readlink(path) if os.path.islink(path) else None for path in p["links"]},
+        users_present=[u for u in p["users"] if _exists(pwd.getpwnam, u)],
+        groups_present=[g for g in p["groups"] if _exists(grp.getgrnam, g)],
+        cluster_ids=cluster_ids([inspect_dir(d) for d in dict.fromkeys(p["storage_dirs"])]),
+        **(_names(module) if p["names"] else {}),
     )
+
+
+def _exists(lookup, name):
+    try:
+        lookup(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _names(module):
+    """Names and addresses a certificate for this host must cover (what Ansible's network facts give)."""
+    addresses = []
+    ip = module.get_bin_path("ip")
+    if ip:
+        rc, out, _ = module.run_command([ip, "-4", "-o", "addr", "show"], environ_update={"LC_ALL": "C"})
+        if rc == 0:
+            for line in out.splitlines():
+                fields = line.split()
+                if "inet" in fields:
+                    address = fields[fields.index("inet") + 1].split("/")[0]
+                    if not address.startswith("127.") and address not in addresses:
+                        addresses.append(address)
+    return {"fqdn": socket.getfqdn(), "hostname": platform.node().split(".")[0], "ipv4_addresses": addresses}
 
 
 if __name__ == "__main__":

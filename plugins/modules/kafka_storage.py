@@ -105,14 +105,8 @@ already_formatted:
   elements: str
 """
 
-import grp
-import os
-import pwd
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.metal.kafka.plugins.module_utils.security import storage_scram_argument
-from ansible_collections.metal.kafka.plugins.module_utils.storage import StorageError, inspect_dir, plan
-from ansible_collections.metal.kafka.plugins.module_utils.tools import private_file, tool_env
+from ansible_collections.metal.kafka.plugins.module_utils.storage import StorageError, format_dirs
 
 
 def build_module():
@@ -138,19 +132,12 @@ def build_module():
     )
 
 
-def _chown_tree(path, uid, gid):
-    os.chown(path, uid, gid)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.lchown(os.path.join(root, name), uid, gid)
-
-
 def run(module):
     p = module.params
-    dirs = list(dict.fromkeys(p["dirs"]))
-    states = [inspect_dir(d) for d in dirs]
     try:
-        decision = plan(states, p["cluster_id"], p["node_id"])
+        decision, out = format_dirs(module.run_command, p["dirs"], p["cluster_id"], p["node_id"], p["config"],
+                                    p["kafka_home"], p["owner"], p["group"], p["java_home"], p["release_version"],
+                                    p["scram_credentials"], check=module.check_mode)
     except StorageError as exc:
         module.fail_json(msg=f"storage check failed, nothing changed:\n{exc}")
     result = dict(changed=bool(decision["format"]), formatted=decision["format"],
@@ -161,42 +148,7 @@ def run(module):
             after="".join(f"{d}: cluster.id={p['cluster_id']} node.id={p['node_id']}\n"
                           for d in decision["format"]),
         )
-    if not decision["format"] or module.check_mode:
-        module.exit_json(**result)
-    tool = os.path.join(p["kafka_home"], "bin", "kafka-storage.sh")
-    if not os.access(tool, os.X_OK):
-        module.fail_json(msg=f"{tool} is missing or not executable: install Kafka before formatting")
-    args = ["format", "-t", p["cluster_id"], "-c", p["config"], "--ignore-formatted"]
-    if p["release_version"]:
-        args += ["--release-version", p["release_version"]]
-    try:
-        for cred in p["scram_credentials"]:
-            args += ["--add-scram", storage_scram_argument(cred["mechanism"], cred["name"], cred["password"],
-                                                           cred["iterations"], os.urandom(32))]
-    except ValueError as exc:
-        module.fail_json(msg=f"cannot bootstrap SCRAM credentials: {exc}")
-    # The arguments go through an argument file (the tool's "@file": one argument per line) readable
-    # only by root, so no credential ever shows in the process list; the file is removed right after.
-    with private_file("".join(f"{a}\n" for a in args)) as argfile:
-        rc, out, err = module.run_command([tool, "@" + argfile], environ_update=tool_env(p["java_home"]))
-    if rc != 0:
-        module.fail_json(msg=f"kafka-storage format failed (rc={rc})", stdout=out, stderr=err,
-                         cmd=[tool, "format", "-t", p["cluster_id"], "-c", p["config"]])
-    uid = pwd.getpwnam(p["owner"]).pw_uid
-    gid = grp.getgrnam(p["group"]).gr_gid
-    for d in decision["format"]:
-        if not os.path.isdir(d):
-            module.fail_json(msg=f"{d} was not created by kafka-storage format; is it in the config file?")
-        _chown_tree(d, uid, gid)
-    # Prove the result: every directory now belongs to this cluster and node.
-    try:
-        after = plan([inspect_dir(d) for d in dirs], p["cluster_id"], p["node_id"])
-    except StorageError as exc:
-        module.fail_json(msg=f"after formatting, the storage check still fails:\n{exc}")
-    if after["format"]:
-        module.fail_json(msg=f"kafka-storage left directories unformatted: {', '.join(after['format'])}; "
-                             "each must appear in log.dirs or metadata.log.dir of the config")
-    result["stdout"] = out
+        result["stdout"] = out
     module.exit_json(**result)
 
 

@@ -217,7 +217,12 @@ def test_no_secret_in_verbose_diff_output_of_the_converge(cluster):
     text = log.read_text(errors="replace")
     # the log really is verbose and with diffs, and covers the converge of secret-bearing tasks
     assert "ESTABLISH SSH CONNECTION" in text and "--- before" in text
-    assert "Write the credentials file" in text and "Install the key store" in text
+    # the node's files, secrets among them, were written by the kafka_node module in this log: its arguments
+    # carried the key store and the credentials file (masked), and its result names them
+    assert "Configure the node, format its storage and start it" in text
+    assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in text
+    assert re.search(r"path\W+/etc/kafka/tls/keystore\.pem", text) and re.search(
+        r"path\W+/etc/kafka/credentials\.properties", text)
     assert "SCRAM users" in text
     _assert_clean(text, _secrets(cluster))
 
