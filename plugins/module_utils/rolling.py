@@ -32,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from ansible_collections.metal.kafka.plugins.module_utils import node as node_state
 from ansible_collections.metal.kafka.plugins.module_utils import properties, roll, wire, zookeeper
 
 DIST_RE = re.compile(r"^kafka_(?P<scala>[0-9.]+)-(?P<version>[0-9]+\.[0-9]+\.[0-9]+)$")
@@ -595,10 +596,14 @@ class Roller:
                     self.nodes.append(zookeeper_node(host, properties.parse(text), self.o.zookeeper_config_dir,
                                                      self.o.install_root))
                 continue
-            server_text = self._config(host, f"{self.o.config_dir}/server.properties", "Kafka")
+            # The node's manifest (written by the kafka_node module) says where its configuration is and
+            # every file its process reads; a node converged before manifests existed gets the fixed list.
+            manifest = node_state.read_manifest(self._read(host, node_state.manifest_path("kafka")))
+            config_dir = (manifest or {}).get("config_dir") or self.o.config_dir
+            server_text = self._config(host, f"{config_dir}/server.properties", "Kafka")
             if server_text is None:
                 continue
-            admin_text = self._read(host, f"{self.o.config_dir}/admin.properties") or ""
+            admin_text = self._read(host, f"{config_dir}/admin.properties") or ""
             host_admin = properties.parse(admin_text)
             trust = host_admin.get("ssl.truststore.location")
             if trust and ca_pem is None:
@@ -607,7 +612,10 @@ class Roller:
             if self._tmp is None:
                 self._tmp = tempfile.mkdtemp(prefix="kafka-metal-roll-")
             ca_file = os.path.join(self._tmp, "ca.pem")
-            node = kafka_node(host, server, host_admin, ca_file, self.o.config_dir, self.o.install_root)
+            node = kafka_node(host, server, host_admin, ca_file, config_dir, self.o.install_root)
+            if manifest:
+                node.watch = list(manifest["reads"])
+                node.unit = manifest.get("unit") or node.unit
             if "broker" in node.roles and admin is None:
                 admin = host_admin
             self.nodes.append(node)

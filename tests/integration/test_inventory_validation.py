@@ -134,3 +134,38 @@ def test_one_tuning_part_runs_alone_by_its_tag(tmp_path, playbook, tag):
     assert not any(t.startswith("metal.kafka.java : Install OpenJDK\t") for t in tasks), tasks
     others = {n for part, names in PART_TASKS.items() if part != tag for n in names} - set(PART_TASKS[tag])
     assert not any(n in t for n in others for t in tasks), tasks
+
+
+# Every tag the roles use selects the tasks that do its work, in site.yml: the node roles import the
+# node's tasks (a dynamic include would pass no tag to them), and the facts those tasks need run always.
+TAG_TASKS = {
+    "kafka": ["kafka : Unpack the verified archive", "kafka : Configure the node, format its storage and start it"],
+    "install": ["kafka : Unpack the verified archive"],
+    "config": ["kafka : Configure the node, format its storage and start it",
+               "kafka : Restart changed nodes one at a time"],
+    "tls": ["kafka : Issue, renew or check this node's certificate",
+            "kafka : Configure the node, format its storage and start it"],
+    "broker": ["kafka : Configure the node, format its storage and start it"],
+    "controller": ["kafka : Configure the node, format its storage and start it"],
+    "java": ["java : Install OpenJDK"],
+    "tuning": ["tuning : Kernel settings"],
+    "zookeeper": ["zookeeper : Configure the member and start it"],
+}
+
+
+@pytest.mark.parametrize("tag", sorted(TAG_TASKS))
+def test_every_tag_selects_its_tasks(tmp_path, tag):
+    inv = zk_inventory() if tag == "zookeeper" else inventory()
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inv))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"))
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "site.yml", "-i", str(path),
+                           "--list-tasks", "--tags", tag], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    tasks = [line.strip() for line in proc.stdout.splitlines() if "TAGS:" in line]
+    for name in TAG_TASKS[tag]:
+        assert any(name in t for t in tasks), f"{name!r} not listed for --tags {tag}: {tasks}"
+    # the facts every node task decides from come along
+    assert any("Read the host (what is installed" in t for t in tasks), tasks

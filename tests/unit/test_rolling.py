@@ -30,6 +30,8 @@ class SimNode:
         self.failed = False
         self.zk = zk
         self.zk_mode = "follower"
+        self.manifest = None  # text of /etc/kafka-metal/kafka.json, when the node has one
+        self.watched = []  # what the engine asked the host probe to watch
 
 
 class SimCluster:
@@ -108,6 +110,8 @@ class SimCluster:
         n = self.nodes[host.name]
         if command.startswith("cat "):
             path = shlex.split(command)[1]
+            if path == "/etc/kafka-metal/kafka.json":
+                return (0, n.manifest, "") if n.manifest else (1, "", "No such file")
             if path.endswith("server.properties") and not n.zk:
                 return 0, self.server_properties(n), ""
             if path.endswith("admin.properties") and not n.zk:
@@ -122,12 +126,14 @@ class SimCluster:
             return 1, "", "No such file"
         if command.startswith("python3 -c "):
             args = json.loads(shlex.split(command)[3])
+            n.watched = args["watch"]
             unit = {"ActiveState": "active" if n.running else ("failed" if n.failed else "inactive"),
                     "SubState": "running" if n.running else "dead", "Result": "success", "NRestarts": "0",
                     "LoadState": "loaded", "NeedDaemonReload": "no"}
             return 0, json.dumps({
                 "unit": unit, "started": n.started if n.running else None,
-                "changed": list(n.changed) if n.running else [], "running": [n.dist] if n.running and not n.zk else [],
+                "changed": [f for f in n.changed if f in args["watch"]] if n.running else [],
+                "running": [n.dist] if n.running and not n.zk else [],
                 "current": n.current, "clean": {d: True for d in args["log_dirs"]},
                 "installed": {d: d in n.installed for d in args["dists"]}}), ""
         if command.startswith("systemctl stop"):
@@ -553,3 +559,26 @@ def test_a_host_being_added_is_left_out_only_when_the_roll_is_limited_to_others(
     with pytest.raises(rolling.RollError) as err:
         roller(sim).run()
     assert err.value.host == "node6" and "server.properties" in str(err.value)
+
+
+def test_the_node_manifest_tells_the_engine_what_the_process_reads():
+    """A node converged with non-default paths (configuration and TLS elsewhere): without its manifest the
+    engine's fixed list misses a renewed certificate; with it, the certificate's change restarts the node."""
+    from ansible_collections.metal.kafka.plugins.module_utils import node as node_state
+
+    sim = SimCluster()
+    sim.nodes["node4"].changed = ["/srv/kafka/tls/keystore.pem"]
+    assert restarted_after(sim) == []
+    sim = SimCluster()
+    sim.nodes["node4"].changed = ["/srv/kafka/tls/keystore.pem"]
+    reads = ["/srv/kafka/etc/server.properties", "/srv/kafka/tls/keystore.pem", "/etc/systemd/system/kafka.service"]
+    sim.nodes["node4"].manifest = node_state.manifest("kafka", "kafka.service", ["broker"], 4, reads,
+                                                      config_dir="/srv/kafka/etc", install_root="/opt/kafka")
+    assert restarted_after(sim) == ["node4"]
+    assert sorted(sim.nodes["node4"].watched) == sorted(reads)
+    assert "/etc/kafka/tls/keystore.pem" in sim.nodes["node5"].watched  # no manifest: the fixed list
+
+
+def restarted_after(sim):
+    roller(sim).run()
+    return [h for kind, h in sim.events if kind == "stop"]
