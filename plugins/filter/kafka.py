@@ -126,9 +126,12 @@ ROLL_GROUPS = ("zookeeper", "kafka_controllers", "kafka_brokers")
 
 def kafka_roll_hosts(names, hostvars):
     """The ``hosts`` option of ``kafka_roll`` from inventory names: address, SSH port/user/key, cluster groups."""
-    out = []
+    from ansible_collections.metal.kafka.plugins.module_utils.rolling import connection_problems
+
+    out, problems = [], []
     for name in names:
         hv = hostvars[name]
+        problems += connection_problems(name, hv)
         key = hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file")
         entry = {"name": name, "address": str(hv.get("ansible_host") or name),
                  "groups": [g for g in hv.get("group_names", []) if g in ROLL_GROUPS],
@@ -137,6 +140,9 @@ def kafka_roll_hosts(names, hostvars):
         if key:
             entry["key_file"] = str(key)
         out.append(entry)
+    if problems:
+        raise AnsibleFilterError("the rolling engine cannot reach these hosts the way Ansible does; nothing was "
+                                 "restarted:\n- " + "\n- ".join(problems))
     return out
 
 

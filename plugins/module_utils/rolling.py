@@ -115,6 +115,56 @@ print(json.dumps({
 """
 
 
+SSH_ARG_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args")
+BECOME_PASSWORD_VARS = ("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password")
+LOGIN_PASSWORD_VARS = ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
+
+
+def connection_problems(name, hostvars):
+    """The Ansible connection settings of host ``name`` that the engine's own SSH connection (Paramiko: address,
+    port, user, key, known hosts; ``sudo -n`` for a user other than root) cannot honour, each named with the fix.
+    An empty list means it reaches the host the way Ansible does."""
+    import shlex as _shlex
+
+    problems = []
+    conn = hostvars.get("ansible_connection")
+    if conn not in (None, "", "ssh", "smart", "paramiko", "ansible.builtin.ssh", "ansible.builtin.paramiko_ssh"):
+        problems.append(f"{name}: ansible_connection={conn}: the rolling engine reaches hosts over SSH only")
+    for var in SSH_ARG_VARS:
+        value = str(hostvars.get(var) or "")
+        try:
+            words = _shlex.split(value)
+        except ValueError:
+            words = value.split()
+        for i, word in enumerate(words):
+            option = word[2:] if word.startswith("-o") and len(word) > 2 else (
+                words[i + 1] if word == "-o" and i + 1 < len(words) else "")
+            key = option.split("=", 1)[0].strip().lower()
+            if word.startswith("-J") or key in ("proxyjump", "proxycommand"):
+                shown = word if word.startswith("-J") else option
+                problems.append(f"{name}: {var} goes through a jump host ({shown}), which the rolling engine's "
+                                "own SSH connection does not follow; run kafka-metal from a machine that reaches "
+                                "the hosts directly")
+                break
+    method = hostvars.get("ansible_become_method")
+    if method not in (None, "", "sudo", "ansible.builtin.sudo"):
+        problems.append(f"{name}: ansible_become_method={method}: the rolling engine becomes root with sudo only")
+    become_user = hostvars.get("ansible_become_user")
+    if become_user not in (None, "", "root"):
+        problems.append(f"{name}: ansible_become_user={become_user}: the rolling engine runs as root")
+    for var in BECOME_PASSWORD_VARS:
+        if hostvars.get(var):
+            problems.append(f"{name}: {var} is set, but the rolling engine runs `sudo -n` (no password): give "
+                            f"{hostvars.get('ansible_user') or 'the login user'} passwordless sudo on this host")
+            break
+    for var in LOGIN_PASSWORD_VARS:
+        if hostvars.get(var):
+            problems.append(f"{name}: {var} is set, but the rolling engine logs in with keys only: set "
+                            "ansible_ssh_private_key_file (or an agent key) for this host")
+            break
+    return problems
+
+
 class FabricRemote:
     """Commands on hosts over SSH (Fabric on Paramiko), as root (``sudo -n`` for other users).
 

@@ -540,6 +540,33 @@ def test_roll_hosts_filter_takes_connection_and_cluster_groups_from_hostvars():
     assert kafka_known_hosts("") == "~/.ssh/known_hosts"
 
 
+@pytest.mark.parametrize("setting, named", [
+    ({"ansible_ssh_common_args": "-o ProxyJump=ops@bastion:22 -o UserKnownHostsFile=/k"}, "jump host (ProxyJump=ops@"),
+    ({"ansible_ssh_common_args": "-J bastion"}, "jump host (-J)"),
+    ({"ansible_ssh_extra_args": "-o 'ProxyCommand=ssh -W %h:%p bastion'"}, "ansible_ssh_extra_args goes through"),
+    ({"ansible_become_password": "x"}, "ansible_become_password is set, but the rolling engine runs `sudo -n`"),
+    ({"ansible_become_method": "su"}, "ansible_become_method=su: the rolling engine becomes root with sudo only"),
+    ({"ansible_become_user": "kafka"}, "ansible_become_user=kafka: the rolling engine runs as root"),
+    ({"ansible_password": "x"}, "ansible_password is set, but the rolling engine logs in with keys only"),
+    ({"ansible_connection": "local"}, "ansible_connection=local: the rolling engine reaches hosts over SSH only"),
+])
+def test_connection_settings_the_engine_cannot_honour_are_refused_by_name(setting, named):
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.metal.kafka.plugins.filter.kafka import kafka_roll_hosts
+
+    (problem,) = rolling.connection_problems("node4", setting)
+    assert problem.startswith("node4: ") and named in problem
+    with pytest.raises(AnsibleFilterError, match="nothing was restarted"):
+        kafka_roll_hosts(["node4"], {"node4": dict(setting, group_names=["kafka_brokers"])})
+
+
+def test_connection_settings_the_engine_honours():
+    for ok in ({}, {"ansible_user": "ops", "ansible_become_method": "sudo", "ansible_become_user": "root",
+                    "ansible_ssh_common_args": "-o UserKnownHostsFile=/k -o StrictHostKeyChecking=yes",
+                    "ansible_connection": "ssh"}):
+        assert rolling.connection_problems("node1", ok) == []
+
+
 def test_a_host_being_added_is_left_out_only_when_the_roll_is_limited_to_others():
     sim = SimCluster()
     original = sim.run

@@ -22,7 +22,10 @@ from . import REPO_ROOT, ensure_collection_path
 
 GROUPS = ("zookeeper", "kafka_controllers", "kafka_brokers")
 CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
-                   "ansible_private_key_file", "ansible_ssh_common_args", "kafka_cluster_name")
+                   "ansible_private_key_file", "ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args",
+                   "ansible_connection", "ansible_become_method", "ansible_become_user", "ansible_become_password",
+                   "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password", "ansible_password",
+                   "ansible_ssh_pass", "ansible_ssh_password", "kafka_cluster_name")
 
 
 def _engine():
@@ -56,7 +59,7 @@ def inventory_hosts(inventories, vault_password_file=None, limit=None):
                 names.append(host.name)
     if not names:
         raise SystemExit(f"no host in the groups {', '.join(GROUPS)} of {', '.join(map(str, inventories))}")
-    hosts, known, cluster = [], None, None
+    hosts, known, cluster, problems = [], None, None, []
     for name in names:
         host = inventory.get_host(name)
         allvars = manager.get_vars(host=host)
@@ -68,6 +71,7 @@ def inventory_hosts(inventories, vault_password_file=None, limit=None):
                     v[key] = templar.template(allvars[key])
                 except Exception:  # an unrelated variable that cannot be templated here is not needed
                     v[key] = None
+        problems += rolling.connection_problems(name, v)
         args = v.get("ansible_ssh_common_args") or ""
         m = re.search(r"UserKnownHostsFile=(\S+)", args)
         if m and not known:
@@ -78,6 +82,9 @@ def inventory_hosts(inventories, vault_password_file=None, limit=None):
             groups=sorted(g.name for g in host.get_groups() if g.name in GROUPS),
             port=int(v.get("ansible_port") or 22), user=str(v.get("ansible_user") or "root"),
             key_file=v.get("ansible_ssh_private_key_file") or v.get("ansible_private_key_file")))
+    if problems:
+        raise SystemExit("the rolling engine cannot reach these hosts the way Ansible does; nothing was "
+                         "restarted:\n- " + "\n- ".join(problems))
     if limit:
         unknown = sorted(set(limit) - set(names))
         if unknown:
