@@ -12,7 +12,7 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.metal.kafka.plugins.module_utils import backup
-from ansible_collections.metal.kafka.plugins.module_utils.pki import write_file
+from ansible_collections.metal.kafka.plugins.module_utils.files import write_file
 
 
 class ActionModule(ActionBase):

@@ -34,7 +34,7 @@ import os
 import re
 import struct
 
-from ansible_collections.metal.kafka.plugins.module_utils.pki import write_file
+from ansible_collections.metal.kafka.plugins.module_utils.files import write_file
 
 FORMAT = 1
 ZERO_DIGEST = "0" * 64

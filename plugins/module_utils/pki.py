@@ -51,7 +51,6 @@ import ipaddress
 import os
 import re
 import secrets
-import tempfile
 import time
 from collections import namedtuple
 from dataclasses import dataclass, field
@@ -62,6 +61,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .files import write_file
 
 CA_KEY = "ca.key"
 CA_CERT = "ca.crt"
@@ -203,35 +204,6 @@ def load_certs(data, what="certificates"):
         except ValueError as exc:
             raise PkiError(f"{what}: PEM block {number} is not a readable X.509 certificate ({exc})") from None
     return certs
-
-
-def write_file(path, data, mode):
-    """Write ``data`` to ``path`` atomically with ``mode``; True when the file or its mode changed (also used
-    by the backup's files: chunks, manifests, a node's files)."""
-    try:
-        with open(path, "rb") as handle:
-            same = handle.read() == data
-        if same:
-            if os.stat(path).st_mode & 0o7777 != mode:
-                os.chmod(path, mode)
-                return True
-            return False
-    except FileNotFoundError:
-        pass
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return True
 
 
 def _read(path):
