@@ -176,7 +176,9 @@ def build_module():
                 path=dict(type="path", required=True), owner=dict(type="str", default="root"),
                 group=dict(type="str", default="root"), mode=dict(type="str", default="0755"))),
             files=dict(type="list", elements="dict", default=[], options=_FILE),
-            secret_files=dict(type="list", elements="dict", default=[], no_log=True,
+            # only the contents are secret: masking the whole entries would mask their paths, owners and modes
+            # wherever they appear in the output
+            secret_files=dict(type="list", elements="dict", default=[],
                               options=dict(_FILE, mode=dict(type="str", default="0600"),
                                            content=dict(type="str", required=True, no_log=True))),
             links=dict(type="list", elements="dict", default=[], options=dict(
@@ -189,7 +191,7 @@ def build_module():
                 dirs=dict(type="list", elements="path", required=True), config=dict(type="path", required=True),
                 kafka_home=dict(type="path", required=True), owner=dict(type="str", default="kafka"),
                 group=dict(type="str", default="kafka"), java_home=dict(type="path"),
-                scram_credentials=dict(type="list", elements="dict", no_log=True, default=[], options=dict(
+                scram_credentials=dict(type="list", elements="dict", default=[], options=dict(
                     mechanism=dict(type="str", default="SCRAM-SHA-512", choices=["SCRAM-SHA-512", "SCRAM-SHA-256"]),
                     name=dict(type="str", required=True), password=dict(type="str", required=True, no_log=True),
                     iterations=dict(type="int", default=8192))))),

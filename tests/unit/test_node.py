@@ -163,6 +163,10 @@ def test_module_check_mode_on_a_fresh_host_touches_nothing(host):
 def test_module_writes_starts_then_changes_nothing_and_a_change_asks_for_a_restart(host):
     out = run_module(host)
     assert out["changed"] and out["started"] and out["enabled"] and not out["restart_needed"]
+    # only the secret's content is masked: its path, owner and mode stay readable in the result
+    secret = out["invocation"]["module_args"]["secret_files"][0]
+    assert secret["content"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" and secret["mode"] == "0600"
+    assert str(host / "etc" / "credentials.properties") in [c["path"] for c in out["changes"]]
     assert (host / "etc" / "credentials.properties").stat().st_mode & 0o777 == 0o600
     assert systemctl_calls(host) == ["show", "daemon-reload", "enable", "start"]
     again = run_module(host)
