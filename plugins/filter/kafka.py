@@ -237,6 +237,13 @@ def kafka_limit_problems(pid1_limits, nofile, nproc):
     return tuning.limit_problems(limits, int(nofile), int(nproc))
 
 
+def kafka_connection_problems(hostvars_of_host, name):
+    """The host's Ansible connection settings the rolling engine cannot honour (empty when none), for validation."""
+    from ansible_collections.metal.kafka.plugins.module_utils.rolling import connection_problems
+
+    return connection_problems(name, hostvars_of_host)
+
+
 def kafka_path_specs(paths, **attributes):
     """``[path, ...]`` -> ``[{"path": path, **attributes}, ...]`` (directories for the kafka_node module)."""
     return [dict(attributes, path=p) for p in paths or [] if p]
@@ -254,6 +261,7 @@ class FilterModule:
         return {
             "kafka_node_manifest": kafka_node_manifest,
             "kafka_path_specs": kafka_path_specs,
+            "kafka_connection_problems": kafka_connection_problems,
             "kafka_roll_hosts": kafka_roll_hosts,
             "kafka_known_hosts": kafka_known_hosts,
             "to_properties": to_properties,
