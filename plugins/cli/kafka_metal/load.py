@@ -322,9 +322,14 @@ class Load:
         })
         # assign(), not subscribe(): no group, no rebalance, every partition from its first offset.
         self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(md.partitions)])
+        # One request in flight per broker: with several, librdkafka's idempotent producer answers an
+        # OUT_OF_ORDER_SEQUENCE_NUMBER that follows another request's failure (a leader moving during a
+        # restart) by bumping its epoch and sending the in-flight records again, which can write one twice.
+        # The load proves that a roll loses and duplicates nothing, so it leaves no room for that.
         self._producer = Producer({
             "linger.ms": 5, "log.connection.close": False, "logger": RDKAFKA_LOG, **self.extra,
             "bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
+            "max.in.flight.requests.per.connection": 1,
             "message.timeout.ms": self.message_timeout_ms,
             "error_cb": partial(self._client_error, "producer"),
         })
