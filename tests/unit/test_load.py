@@ -42,7 +42,9 @@ def test_missing_acked_record():
     v = load.verify(acked, consumed)
     assert not v.ok
     assert v.missing == [7]
-    assert any("not read back (missing): seq 7" in p for p in report(v).problems())
+    at = dict((seq, (p, o)) for seq, p, o in acked)[7]
+    assert any(f"not read back (missing): seq 7; acknowledged: 7 at partition {at[0]} offset {at[1]}" in p
+               for p in report(v).problems())
 
 
 def test_duplicate():

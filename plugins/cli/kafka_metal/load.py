@@ -62,6 +62,7 @@ class Verification:
     failed: list = field(default_factory=list)  # (seq, error)
     fatal_errors: list = field(default_factory=list)
     missing: list = field(default_factory=list)  # acked, never consumed
+    missing_at: dict = field(default_factory=dict)  # seq -> (partition, offset acked; -1 when not reported)
     duplicates: list = field(default_factory=list)  # consumed more than once
     out_of_order: list = field(default_factory=list)  # partitions whose offsets did not strictly increase
     reordered: list = field(default_factory=list)  # partitions whose records are not in produce order
@@ -121,6 +122,7 @@ def verify(acked: Iterable, consumed: Iterable, failed: Iterable = (), fatal_err
         failed=failed,
         fatal_errors=[str(e) for e in fatal_errors],
         missing=sorted(set(acked_at) - set(seen)),
+        missing_at={seq: acked_at[seq] for seq in sorted(set(acked_at) - set(seen))},
         duplicates=sorted(seq for seq, n in seen.items() if n > 1),
         out_of_order=sorted(bad_offsets),
         reordered=sorted(bad_order),
@@ -163,6 +165,7 @@ class LoadReport:
     transient_errors: int = 0
     transient_examples: list = field(default_factory=list)
     missing: list = field(default_factory=list)
+    missing_at: dict = field(default_factory=dict)
     duplicates: list = field(default_factory=list)
     out_of_order: list = field(default_factory=list)
     reordered: list = field(default_factory=list)
@@ -182,7 +185,7 @@ class LoadReport:
     @classmethod
     def from_verification(cls, v: Verification, **kwargs) -> LoadReport:
         return cls(acked=v.acked, consumed=v.consumed, failed=v.failed, fatal_errors=v.fatal_errors,
-                   missing=v.missing, duplicates=v.duplicates, out_of_order=v.out_of_order,
+                   missing=v.missing, missing_at=v.missing_at, duplicates=v.duplicates, out_of_order=v.out_of_order,
                    reordered=v.reordered, misplaced=v.misplaced, unresolved=v.unresolved,
                    unacked_consumed=v.unacked_consumed, **kwargs)
 
@@ -200,7 +203,12 @@ class LoadReport:
         for err in self.fatal_errors:
             out.append(f"fatal client error: {err}")
         if self.missing:
-            out.append(f"{len(self.missing)} acknowledged records not read back (missing): seq {_seqs(self.missing)}")
+            # where each was acknowledged tells a lost write from a skipped read ("offset ?": a retried batch the
+            # broker answered as one it already had, so no offset was reported)
+            where = ", ".join(f"{seq} at partition {at[0]} offset {at[1] if at[1] >= 0 else '?'}"
+                              for seq, at in list(self.missing_at.items())[:10])
+            out.append(f"{len(self.missing)} acknowledged records not read back (missing): seq {_seqs(self.missing)}"
+                       + (f"; acknowledged: {where}" if where else ""))
         if self.duplicates:
             out.append(f"{len(self.duplicates)} records read more than once: seq {_seqs(self.duplicates)}")
         if self.out_of_order:
