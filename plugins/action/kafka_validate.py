@@ -1,19 +1,85 @@
 # Copyright: kafka-metal contributors
 # Apache License 2.0
-"""Validate the inventory for one host, on the controller, before anything is changed."""
+"""Validate the whole inventory once, on the controller, before anything is changed (see the module's docs)."""
 
 from __future__ import annotations
 
+import os
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
-from ansible_collections.metal.kafka.plugins.module_utils.cluster import node_errors, topology_errors
-from ansible_collections.metal.kafka.plugins.module_utils.zookeeper import ensemble_errors
+from ansible.template import Templar
+from ansible_collections.metal.kafka.plugins.module_utils import inventory
+
+COLLECTION = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Which role's settings apply to which hosts: every host gets the install, Java and tuning; the others by group.
+ROLES = (("kafka", None), ("java", None), ("tuning", None), ("controller", inventory.CONTROLLERS),
+         ("broker", inventory.BROKERS), ("zookeeper", inventory.ZOOKEEPER))
+
+
+class HostSettings:
+    """One host's variables as the roles see them: every role's defaults under what the inventory, the play and
+    extra vars set, each templated when first read. A value that cannot be templated is a problem, not a crash."""
+
+    def __init__(self, loader, defaults, variables):
+        self._vars = {**defaults, **variables}
+        self._set = set(variables)
+        self._templar = Templar(loader=loader, variables=self._vars)
+        self._cache = {}
+        self.problems = []
+
+    def __contains__(self, name):
+        return name in self._set
+
+    def names(self):
+        return set(self._vars)
+
+    def get(self, name, default=None):
+        if name not in self._vars:
+            return default
+        if name not in self._cache:
+            try:
+                self._cache[name] = self._templar.template(self._vars[name])
+            except AnsibleError as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self.problems.append(f"{name} cannot be resolved ({first}): fix the expression or the variables "
+                                     "it uses")
+                self._cache[name] = default
+        return self._cache[name]
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("node", "topology", "metadata_mode", "controllers_group", "brokers_group",
-                             "zookeeper_group", "ensemble"))
+    _VALID_ARGS = frozenset(("hosts",))
+
+    def _role_files(self):
+        defaults, specs = {}, {}
+        for role, _group in ROLES:
+            base = os.path.join(COLLECTION, "roles", role)
+            defaults.update(self._loader.load_from_file(os.path.join(base, "defaults", "main.yml"),
+                                                        trusted_as_template=True) or {})
+            meta = self._loader.load_from_file(os.path.join(base, "meta", "argument_specs.yml")) or {}
+            specs[role] = ((meta.get("argument_specs") or {}).get("main") or {}).get("options") or {}
+        return defaults, specs
+
+    def _variables(self, host_names, task_vars):
+        """Each host's variables as Ansible resolves them for this play (inventory, play, extra vars)."""
+        manager = self._task.get_variable_manager()
+        play = self._task.get_play()
+        hostvars = task_vars.get("hostvars")
+        out = {}
+        for name in host_names:
+            host = manager._inventory.get_host(name) if manager is not None else None
+            if host is not None:
+                variables = manager.get_vars(play=play, host=host, include_hostvars=False)
+            else:  # not reachable through the play's variable manager: the inventory's own view
+                variables = dict(hostvars.raw_get(name)) if hostvars is not None else {}
+            if hostvars is not None:
+                variables["hostvars"] = hostvars
+            out[name] = variables
+        return out
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -22,30 +88,32 @@ class ActionModule(ActionBase):
         unknown = set(args) - self._VALID_ARGS
         if unknown:
             return dict(failed=True, msg=f"kafka_validate: unknown argument(s) {', '.join(sorted(unknown))}")
-        host = task_vars.get("inventory_hostname", "?")
-        errors = node_errors(host, args.get("node") or {})
-        if args.get("topology", True):
-            groups = task_vars.get("groups", {})
-            hostvars = task_vars.get("hostvars", {})
-            cgroup = args.get("controllers_group", "kafka_controllers")
-            bgroup = args.get("brokers_group", "kafka_brokers")
-
-            zgroup = args.get("zookeeper_group", "zookeeper")
-
-            def ids(group, var="kafka_node_id"):
-                return {h: hostvars.get(h, {}).get(var) for h in groups.get(group, [])}
-
-            errors += [f"inventory: {e}" for e in topology_errors(
-                ids(cgroup), ids(bgroup), args.get("metadata_mode", "kraft"), ids(zgroup, "zookeeper_id"))]
-        if args.get("ensemble", False):
-            groups = task_vars.get("groups", {})
-            hostvars = task_vars.get("hostvars", {})
-            zgroup = args.get("zookeeper_group", "zookeeper")
-            errors += [f"inventory: {e}" for e in ensemble_errors(
-                {h: hostvars.get(h, {}).get("zookeeper_id") for h in groups.get(zgroup, [])})]
+        groups = {g: list(task_vars.get("groups", {}).get(g, [])) for g in inventory.GROUPS}
+        everyone = list(dict.fromkeys(h for g in inventory.GROUPS for h in groups[g]))
+        hosts = args.get("hosts")
+        hosts = everyone if hosts is None else list(dict.fromkeys(hosts if isinstance(hosts, list) else [hosts]))
+        defaults, specs = self._role_files()
+        raw = self._variables(list(dict.fromkeys(everyone + hosts)), task_vars)
+        resolved = {h: HostSettings(self._loader, defaults, v) for h, v in raw.items()}
+        spec_problems = {h: self._spec_problems(h, resolved[h], specs, groups) for h in hosts}
+        errors = inventory.inventory_errors(hosts, groups, resolved, spec_problems)
         if errors:
             result.update(failed=True, errors=errors,
                           msg="The inventory is not valid; nothing was changed:\n- " + "\n- ".join(errors))
         else:
-            result.update(changed=False, msg="inventory valid")
+            result.update(changed=False, hosts=hosts,
+                          msg=f"inventory valid ({len(hosts)} host{'s' if len(hosts) != 1 else ''} checked)")
         return result
+
+    @staticmethod
+    def _spec_problems(host, settings, specs, groups):
+        """What the roles' argument specs (types, choices, required keys) say about this host's settings."""
+        out = []
+        for role, group in ROLES:
+            if group is not None and host not in groups.get(group, []):
+                continue
+            options = specs.get(role) or {}
+            params = {name: settings.get(name) for name in options if name in settings.names()}
+            validation = ArgumentSpecValidator(options).validate(params)
+            out += [str(m) for m in validation.error_messages]
+        return out

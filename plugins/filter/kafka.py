@@ -166,24 +166,12 @@ def tuning_sysctl_values(defaults, overrides=None):
     return _tuning(tuning.sysctl_values, defaults, overrides)
 
 
-def tuning_problems(
-    disks, sysctls=None, sysctl_overrides=None, thp_enabled="madvise", thp_defrag="madvise", luks_params=None
-):
+def tuning_problems(disks, sysctls=None, sysctl_overrides=None, thp_enabled="madvise", thp_defrag="madvise",
+                    luks_params=None):
     """Everything wrong with the tuning inventory, as messages (empty when it is fine)."""
-    out = tuning.disk_problems(disks) + luks.encryption_problems(disks)
-    try:
-        luks.luks_params(luks_params, "tuning_luks")
-    except luks.LuksError as exc:
-        out.append(str(exc))
-    try:
-        tuning.sysctl_values(sysctls, sysctl_overrides)
-    except tuning.TuningError as exc:
-        out.append(str(exc))
-    if thp_enabled not in tuning.THP_MODES:
-        out.append(f"tuning_thp_enabled must be one of {', '.join(tuning.THP_MODES)}, got {thp_enabled!r}")
-    if thp_defrag not in tuning.THP_DEFRAG_MODES:
-        out.append(f"tuning_thp_defrag must be one of {', '.join(tuning.THP_DEFRAG_MODES)}, got {thp_defrag!r}")
-    return out
+    from ansible_collections.metal.kafka.plugins.module_utils.inventory import tuning_problems as problems
+
+    return problems(disks, sysctls, sysctl_overrides, thp_enabled, thp_defrag, luks_params)
 
 
 def tuning_luks_disks(disks, luks_params=None, keys=None):
@@ -220,28 +208,10 @@ def kafka_heap_size(setting, mem_total, kind, name="heap size"):
     return _tuning(tuning.heap_size, setting, int(mem_total), kind, name)
 
 
-def kafka_heap_problem(setting, name):
-    """A message when an explicit heap size is malformed (``auto`` is fine); checked before hosts change."""
-    if setting in (None, "", "auto"):
-        return ""
-    try:
-        tuning.parse_size(setting, name)
-    except tuning.TuningError as exc:
-        return str(exc)
-    return ""
-
-
 def kafka_limit_problems(pid1_limits, nofile, nproc):
     """Why a unit with these limits would not start on the host (from kafka_host_facts' pid1_limits)."""
     limits = {k: tuple(v) for k, v in (pid1_limits or {}).items()}
     return tuning.limit_problems(limits, int(nofile), int(nproc))
-
-
-def kafka_connection_problems(hostvars_of_host, name):
-    """The host's Ansible connection settings the rolling engine cannot honour (empty when none), for validation."""
-    from ansible_collections.metal.kafka.plugins.module_utils.rolling import connection_problems
-
-    return connection_problems(name, hostvars_of_host)
 
 
 def kafka_path_specs(paths, **attributes):
@@ -261,7 +231,6 @@ class FilterModule:
         return {
             "kafka_node_manifest": kafka_node_manifest,
             "kafka_path_specs": kafka_path_specs,
-            "kafka_connection_problems": kafka_connection_problems,
             "kafka_roll_hosts": kafka_roll_hosts,
             "kafka_known_hosts": kafka_known_hosts,
             "to_properties": to_properties,
@@ -284,6 +253,5 @@ class FilterModule:
             "tuning_luks_disks": tuning_luks_disks,
             "tuning_disk_devices": tuning_disk_devices,
             "kafka_heap_size": kafka_heap_size,
-            "kafka_heap_problem": kafka_heap_problem,
             "kafka_limit_problems": kafka_limit_problems,
         }

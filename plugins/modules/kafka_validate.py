@@ -7,62 +7,48 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: kafka_validate
-short_description: Check a Kafka inventory before any host is changed
+short_description: Check a whole Kafka inventory once, before any host is changed
 version_added: 0.1.0
 description:
-  - An action that runs on the controller only (it never connects to the host).
-  - Checks one host's resolved settings (version, metadata mode, data directories, archive source
-    and checksum, Kafka settings given as strings) and, unless O(topology=false), the cluster's
-    shape (odd, non-zero controller count, brokers present, unique node ids).
-  - Fails with every problem found, each naming the host or variable and the fix.
+  - An action that runs on the controller only (it never connects to a host). Run it once per run
+    (C(run_once)); it checks every host it is given and the cluster's shape, and fails with every
+    problem found, each naming the hosts or the variable and the fix.
+  - Each host's settings are resolved as the roles would see them, every role's defaults under the
+    inventory, the play and extra vars, and checked against the roles' argument specs (types and
+    choices) and the rules a spec cannot express, for the host's groups.
+  - Per host, the install and cluster settings (version, metadata mode, cluster id, archive source
+    and checksum, security), host tuning and data disks, Kafka settings given as strings, heap sizes,
+    data directories, and the connection settings the rolling engine cannot honour.
+  - Once, the cluster's shape (an odd, non-zero controller count, brokers present, unique node ids, an odd
+    ZooKeeper ensemble with unique ids), one metadata mode for every host, and no setting that tries to
+    rename the inventory groups (their names are fixed, C(kafka_controllers), C(kafka_brokers) and
+    C(zookeeper); an inventory's own groups go under them as children).
+  - A problem found on several hosts is reported once, with the hosts it concerns.
 options:
-  node:
+  hosts:
     description:
-      - This host's settings. Keys, all optional, V(version), V(metadata_mode), V(cluster_id),
-        V(log_dirs), V(metadata_dir), V(archive_src), V(archive_url), V(archive_checksum),
-        V(properties) (a mapping of variable name to a dict of Kafka settings).
-    type: dict
-    default: {}
-  topology:
-    description: Also check the cluster's groups and node ids.
-    type: bool
-    default: true
-  metadata_mode:
-    description: The cluster's metadata mode, for the topology checks.
-    type: str
-    default: kraft
-  ensemble:
-    description: Check the ZooKeeper ensemble (odd size, unique zookeeper_id from 1 to 255).
-    type: bool
-    default: false
-  zookeeper_group:
-    description: Inventory group of the ZooKeeper ensemble.
-    type: str
-    default: zookeeper
-  controllers_group:
-    description: Inventory group of the KRaft controllers.
-    type: str
-    default: kafka_controllers
-  brokers_group:
-    description: Inventory group of the brokers.
-    type: str
-    default: kafka_brokers
+      - The hosts to check, usually V({{ ansible_play_hosts_all }}). The cluster's shape is always checked
+        over the whole inventory.
+      - Default is every host in the three groups.
+    type: list
+    elements: str
 extends_documentation_fragment:
   - metal.kafka.read_only
 """
 
 EXAMPLES = r"""
-- name: Validate this host and the cluster
+- name: Validate every host of the play and the cluster's shape
   metal.kafka.kafka_validate:
-    metadata_mode: "{{ kafka_metadata_mode }}"
-    node:
-      version: "{{ kafka_version }}"
-      log_dirs: "{{ broker_log_dirs }}"
-      properties:
-        broker_properties: "{{ broker_properties }}"
+    hosts: "{{ ansible_play_hosts_all }}"
+  run_once: true
 """
 
 RETURN = r"""
+hosts:
+  description: The hosts that were checked.
+  returned: success
+  type: list
+  elements: str
 errors:
   description: Every problem found.
   returned: failure

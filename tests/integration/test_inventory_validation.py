@@ -76,6 +76,12 @@ CASES = {
     "even ensemble": (zk_inventory(zookeepers=2), "the zookeeper group has 2 hosts: an ensemble needs an odd"),
     "duplicate myid": (zk_inventory(zk_ids={"z3": 1}), "zookeeper_id 1 is used by z1, z3"),
     "brokers without zookeeper": (zk_inventory(zookeepers=0), "the zookeeper group is empty: brokers need an"),
+    "group renamed": (inventory(kafka_brokers_group="brokers_east"),
+                      "kafka_brokers_group is set (b1, b2, b3, c1, c2, c3), but the inventory groups have fixed names"),
+    "expression that cannot resolve": (inventory(kafka_cluster_name="{{ no_such_variable }}"),
+                                       "kafka_cluster_name cannot be resolved ('no_such_variable' is undefined)"),
+    "one problem on every broker, reported once": (inventory(broker_heap_size="lots"),
+                                                   "hosts b1, b2, b3: broker_heap_size must be a size like 512m"),
     "controllers in zookeeper mode": (inventory(controllers=3, zookeepers=3, kafka_metadata_mode="zookeeper",
                                                 kafka_version="3.9.1"),
                                       "in ZooKeeper mode the controller is one of the brokers"),
@@ -91,6 +97,16 @@ def test_bad_inventory_refused_before_any_host_changes(tmp_path, case):
             or "Validation of arguments failed" in out)
     assert expected in out, out[-3000:]
     assert "UNREACHABLE" not in out, "validation let a bad inventory through to a host play"
+
+
+def test_every_problem_reported_at_once(tmp_path):
+    rc, out = run_site(tmp_path, inventory(controllers=2, kafka_version="4.1", broker_log_dirs=["/"],
+                                           tuning_thp_enabled="sometimes"))
+    assert rc != 0 and "UNREACHABLE" not in out
+    for expected in ("kafka_controllers has 2 hosts", "kafka_version '4.1' is malformed",
+                     "hosts b1, b2, b3: broker_log_dirs entry '/' is a system directory",
+                     "tuning_thp_enabled must be one of always, madvise, never"):
+        assert expected in out, (expected, out[-3000:])
 
 
 def test_brokers_without_controllers_refused(tmp_path):
