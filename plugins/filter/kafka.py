@@ -73,13 +73,6 @@ def zookeeper_cfg(hosts, hostvars, **kwargs):
     return zookeeper.zoo_cfg(members=members, **kwargs)
 
 
-def zookeeper_restart_order(changed, status, addresses):
-    """Hosts to restart, followers first and the leader last (``status`` from zookeeper_info)."""
-    by_address = {v: k for k, v in dict(addresses).items()}
-    leader = by_address.get(status.get("leader"))
-    return zookeeper.restart_order(list(changed), {"leader": leader})
-
-
 def host_addresses(hosts, hostvars, var="kafka_advertised_host"):
     """Mapping host -> the address others use for it (``var``, else ansible_host, else the name)."""
     return {h: _address(hostvars, h, var) for h in hosts}
@@ -247,7 +240,6 @@ class FilterModule:
             "host_addresses": host_addresses,
             "kafka_bootstrap_servers": kafka_bootstrap_servers,
             "kafka_checksum": kafka_checksum,
-            "zookeeper_restart_order": zookeeper_restart_order,
             "tuning_sysctl_values": tuning_sysctl_values,
             "tuning_problems": tuning_problems,
             "tuning_luks_disks": tuning_luks_disks,

@@ -515,6 +515,8 @@ class ClusterView:
             except (OSError, zookeeper.ZooKeeperError):
                 mode = "down"
             members.append({"host": n.name, "mode": mode})
+        if not self.brokers:  # an ensemble rolled before its brokers exist: no controller to look for
+            return {"members": members}
         return {"members": members, "controller_id": self.controller_broker()}
 
     def controller_broker(self):
@@ -641,10 +643,15 @@ class Roller:
         admin = None
         for host in self.hosts:
             if "zookeeper" in host.groups and not ({"kafka_brokers", "kafka_controllers"} & set(host.groups)):
-                text = self._config(host, f"{self.o.zookeeper_config_dir}/zoo.cfg", "ZooKeeper")
+                manifest = node_state.read_manifest(self._read(host, node_state.manifest_path("zookeeper")))
+                zk_dir = (manifest or {}).get("config_dir") or self.o.zookeeper_config_dir
+                text = self._config(host, f"{zk_dir}/zoo.cfg", "ZooKeeper")
                 if text is not None:
-                    self.nodes.append(zookeeper_node(host, properties.parse(text), self.o.zookeeper_config_dir,
-                                                     self.o.install_root))
+                    node = zookeeper_node(host, properties.parse(text), zk_dir, self.o.install_root)
+                    if manifest:
+                        node.watch = list(manifest["reads"])
+                        node.unit = manifest.get("unit") or node.unit
+                    self.nodes.append(node)
                 continue
             # The node's manifest (written by the kafka_node module) says where its configuration is and
             # every file its process reads; a node converged before manifests existed gets the fixed list.
@@ -674,10 +681,14 @@ class Roller:
             with os.fdopen(fd, "w") as fh:
                 fh.write(ca_pem)
         brokers = [n for n in self.nodes if n.kind == "kafka" and "broker" in n.roles]
-        if not brokers:
+        kafka_nodes = [n for n in self.nodes if n.kind == "kafka"]
+        # A ZooKeeper ensemble whose brokers are not set up yet (a first converge stopped before them) rolls
+        # alone: only its members' gates apply. Kafka nodes without a broker cannot be rolled safely.
+        zookeeper_only = not kafka_nodes and any(n.kind == "zookeeper" for n in self.nodes)
+        if not brokers and not zookeeper_only:
             raise RollError(None, "discover", "no broker among the hosts: the roll needs the brokers of the cluster "
                                               "(inventory groups kafka_brokers / kafka_controllers / zookeeper)")
-        zk_mode = {n.zookeeper_mode for n in self.nodes if n.kind == "kafka"}
+        zk_mode = {n.zookeeper_mode for n in kafka_nodes} or {True}
         if len(zk_mode) != 1:
             raise RollError(None, "discover", "some hosts run in KRaft mode and others in ZooKeeper mode; a roll "
                                               "covers one cluster: check the inventory")
@@ -1104,7 +1115,8 @@ class Roller:
         # preflight: the whole cluster must be healthy before the first restart
         problems = []
         try:
-            partitions = self.view.partitions()
+            has_brokers = any(n.kind == "kafka" and "broker" in n.roles for n in self.nodes)
+            partitions = self.view.partitions() if has_brokers else []
             quorum = self.view.quorum() if self.mode == "kraft" else None
             zk = self.view.zookeeper() if self.mode == "zookeeper" else None
             problems = roll.preflight(partitions, quorum, zk)

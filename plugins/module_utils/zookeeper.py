@@ -88,15 +88,6 @@ def ensemble_status(states):
     }
 
 
-def restart_order(changed, status):
-    """Followers first, the leader last; only the hosts in ``changed``."""
-    leader = status.get("leader")
-    order = [h for h in changed if h != leader]
-    if leader in changed:
-        order.append(leader)
-    return order
-
-
 def ensemble_errors(members):
     """Checks of the inventory's ensemble: ``members`` maps host -> myid."""
     errors = []

@@ -5,7 +5,8 @@ from ansible_collections.metal.kafka.plugins.module_utils import inventory
 
 CHECKSUM = "ab" * 64
 BASE = {"kafka_version": "4.1.1", "kafka_metadata_mode": "kraft", "kafka_cluster_id": "",
-        "kafka_metadata_dir": "/var/lib/kafka/metadata", "kafka_archive_url": "https://x/k.tgz", "kafka_archive_src": "",
+        "kafka_metadata_dir": "/var/lib/kafka/metadata", "kafka_archive_url": "https://x/k.tgz",
+        "kafka_archive_src": "",
         "kafka_archive_checksum": CHECKSUM, "kafka_security_protocol": "PLAINTEXT", "kafka_listener_protocols": {},
         "kafka_sasl_mechanism": "SCRAM-SHA-512", "kafka_sasl_client_mechanisms": ["SCRAM-SHA-512"],
         "kafka_admin_user": "admin", "kafka_admin_password": "", "kafka_tls_client_auth": "none",

@@ -14,6 +14,7 @@ import shlex
 import time
 
 import pytest
+from ansible_collections.metal.kafka.plugins.module_utils import node as node_state
 from ansible_collections.metal.kafka.plugins.module_utils import rolling
 
 
@@ -30,7 +31,8 @@ class SimNode:
         self.failed = False
         self.zk = zk
         self.zk_mode = "follower"
-        self.manifest = None  # text of /etc/kafka-metal/kafka.json, when the node has one
+        self.manifest = None  # text of /etc/kafka-metal/kafka.json (zookeeper.json), when the node has one
+        self.set_up = True  # False: nothing of Kafka on it yet (a first converge stopped before it)
         self.watched = []  # what the engine asked the host probe to watch
 
 
@@ -110,8 +112,10 @@ class SimCluster:
         n = self.nodes[host.name]
         if command.startswith("cat "):
             path = shlex.split(command)[1]
-            if path == "/etc/kafka-metal/kafka.json":
+            if path == f"/etc/kafka-metal/{'zookeeper' if n.zk else 'kafka'}.json":
                 return (0, n.manifest, "") if n.manifest else (1, "", "No such file")
+            if not n.set_up:
+                return 1, "", "No such file"
             if path.endswith("server.properties") and not n.zk:
                 return 0, self.server_properties(n), ""
             if path.endswith("admin.properties") and not n.zk:
@@ -121,7 +125,7 @@ class SimCluster:
                            'ssl.truststore.location=/etc/kafka/tls/truststore.pem\n'), ""
             if path.endswith("truststore.pem"):
                 return 0, "-----BEGIN CERTIFICATE-----\n", ""
-            if path.endswith("zoo.cfg") and n.zk:
+            if path.endswith("zoo.cfg") and n.zk and path.startswith(getattr(n, "config_dir", "/etc/zookeeper")):
                 return 0, "clientPort=2181\ndataDir=/var/lib/zookeeper/data\n", ""
             return 1, "", "No such file"
         if command.startswith("python3 -c "):
@@ -178,6 +182,7 @@ class SimView:
 
     def __call__(self, nodes, admin_conf):
         self.admin_conf = admin_conf
+        self.has_brokers = any(n.kind == "kafka" and "broker" in n.roles for n in nodes)
         return self
 
     def partitions(self):
@@ -189,6 +194,8 @@ class SimView:
     def zookeeper(self):
         members = [{"host": n.name, "mode": n.zk_mode if n.running else "down"} for n in self.sim.nodes.values()
                    if n.zk]
+        if not getattr(self, "has_brokers", True):
+            return {"members": members}
         return {"members": members, "controller_id": self.sim.controller_broker}
 
     def broker_alive(self, node):
@@ -418,6 +425,37 @@ def test_zookeeper_mode_refuses_kafka_4_and_rolls_leader_and_controller_broker_l
     assert sim.events == []
     roller(sim, force=True).run()
     assert restarted(sim) == ["node1", "node3", "node2", "node4", "node6", "node5"]
+
+
+def test_an_ensemble_whose_brokers_are_not_set_up_yet_rolls_alone_leader_last():
+    """A first converge that stopped before the brokers, run again with a changed zoo.cfg: the changed
+    members restart through the engine's ZooKeeper gates, followers first and the leader last."""
+    sim = SimCluster(mode="zookeeper")
+    for name in ("node4", "node5", "node6"):
+        sim.nodes[name].set_up = False
+    for name in ("node1", "node2", "node3"):
+        sim.nodes[name].changed = ["/etc/zookeeper/zoo.cfg"]
+    summary = roller(sim, limit=["node1", "node2", "node3"]).run()
+    assert restarted(sim) == ["node1", "node3", "node2"]
+    assert summary.mode == "zookeeper"
+    # Kafka nodes without any broker are still refused
+    sim = SimCluster()
+    for name in ("node4", "node5", "node6"):
+        sim.nodes[name].set_up = False
+    with pytest.raises(rolling.RollError, match="no broker among the hosts"):
+        roller(sim, limit=["node1"]).run()
+
+
+def test_a_zookeeper_member_is_read_where_its_manifest_says():
+    sim = SimCluster(mode="zookeeper")
+    zk = sim.nodes["node1"]
+    zk.config_dir = "/srv/zk/conf"
+    zk.manifest = node_state.manifest("zookeeper", "zookeeper.service", ["zookeeper"], 1,
+                                      ["/srv/zk/conf/zoo.cfg", "/srv/zk/data/myid"], config_dir="/srv/zk/conf")
+    zk.changed = ["/srv/zk/conf/zoo.cfg"]
+    roller(sim, limit=["node1"]).run()
+    assert restarted(sim) == ["node1"]
+    assert zk.watched == ["/srv/zk/conf/zoo.cfg", "/srv/zk/data/myid"]
 
 
 def forced_roller_noting_catch_ups(sim, view, caught_up):

@@ -46,13 +46,6 @@ def test_two_leaders_is_not_a_quorum():
     assert s["leader"] is None and not s["quorum"]
 
 
-def test_restart_order_leader_last():
-    status = {"leader": "b"}
-    assert zookeeper.restart_order(["a", "b", "c"], status) == ["a", "c", "b"]
-    assert zookeeper.restart_order(["b"], status) == ["b"]
-    assert zookeeper.restart_order(["a", "c"], status) == ["a", "c"]
-
-
 @pytest.mark.parametrize(
     ("members", "expected"),
     [

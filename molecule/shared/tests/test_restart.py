@@ -3,7 +3,8 @@
 Runs site.yml again with changed settings for brokers, controllers and ZooKeeper while a
 watcher polls every node over its own protocol. Afterwards: every node was restarted (its
 process is new), at no moment was more than one broker, controller or ZooKeeper process down,
-the ZooKeeper leader of before the change was restarted last of the ensemble, and the cluster
+the ZooKeeper members were restarted by the rolling engine and the leader of before the change last
+of the ensemble, and the cluster
 still takes and returns messages.
 """
 
@@ -125,6 +126,9 @@ def test_config_change_restarts_one_node_at_a_time(cluster, inventory, bootstrap
     for group, members in watcher.groups.items():
         assert watcher.minimum[group] >= len(members) - 1, f"more than one of the {group} was down at once"
     if zk_leader:
+        # the members went through the rolling engine (its gates and order), not a loop of their own
+        block = proc.stdout.split("Restart changed members one at a time, through the rolling gates", 1)
+        assert len(block) == 2 and "changed: [" in block[1].split("TASK [", 1)[0], proc.stdout[-4000:]
         started = {z: after[(z, "zookeeper")][1] for z in cluster["zookeepers"]}
         assert max(started, key=started.get) == zk_leader, f"leader {zk_leader} was not restarted last: {started}"
     for h in cluster["brokers"]:
