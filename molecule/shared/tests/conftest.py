@@ -98,6 +98,11 @@ def cluster(inventory):
         "kafka_hosts": kafka_hosts,
         "hosts": hosts,
         "node_id": {h: int(var(h, "kafka_node_id")) for h in kafka_hosts},
+        # where the inventory put each node's files (a scenario may choose non-default places)
+        "config_dir": {h: var(h, "kafka_config_dir", "/etc/kafka") for h in kafka_hosts},
+        "tls_dir": {h: var(h, "kafka_tls_dir", var(h, "kafka_config_dir", "/etc/kafka") + "/tls")
+                    for h in kafka_hosts},
+        "zookeeper_config_dir": {h: var(h, "zookeeper_config_dir", "/etc/zookeeper") for h in zookeepers},
         "address": {h: var(h, "ansible_host") for h in hosts},
         "var": var,
         "testinfra": {h: testinfra.get_host(f"ansible://{h}", ansible_inventory=inventory) for h in hosts},
@@ -134,7 +139,8 @@ def secure_only(cluster):
 @pytest.fixture(scope="session")
 def command_config(cluster):
     """``--command-config`` argument for Kafka's tools on a cluster host (empty when plaintext)."""
-    return "--command-config /etc/kafka/admin.properties" if cluster["security"]["secure"] else ""
+    config_dir = cluster["config_dir"][cluster["brokers"][0]]
+    return f"--command-config {config_dir}/admin.properties" if cluster["security"]["secure"] else ""
 
 
 @pytest.fixture(scope="session")

@@ -43,9 +43,9 @@ def test_config_files_are_not_world_readable(host, cluster, roles_of):
     roles = roles_of(_name(host))
     files = []
     if roles & {"broker", "controller"}:
-        files.append(("/etc/kafka/server.properties", "kafka"))
+        files.append((f"{cluster['config_dir'][_name(host)]}/server.properties", "kafka"))
     if "zookeeper" in roles:
-        files.append(("/etc/zookeeper/zoo.cfg", "zookeeper"))
+        files.append((f"{cluster['zookeeper_config_dir'][_name(host)]}/zoo.cfg", "zookeeper"))
     for path, group in files:
         f = host.file(path)
         assert f.user == "root" and f.group == group and f.mode == 0o640, path

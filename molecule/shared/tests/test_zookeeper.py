@@ -39,7 +39,7 @@ def test_controller_is_a_broker_and_known_to_all(cluster, wire_security):
 
 def test_no_kraft_settings_on_brokers(cluster):
     for b in cluster["brokers"]:
-        conf = cluster["testinfra"][b].file("/etc/kafka/server.properties").content_string
+        conf = cluster["testinfra"][b].file(f"{cluster['config_dir'][b]}/server.properties").content_string
         assert f"broker.id={cluster['node_id'][b]}" in conf
         assert "zookeeper.connect=" in conf and conf.count("/kafka\n") == 1
         for key in ("process.roles", "controller.quorum.voters", "node.id=", "controller.listener.names"):
@@ -54,7 +54,7 @@ def test_health_module_reports_leader_quorum_and_controller(cluster):
     args = f"members={members} brokers={brokers} wait_for=healthy"
     sec = cluster["security"]
     if sec["secure"]:
-        args += (f" security_protocol={sec['protocol']} ca_file=/etc/kafka/tls/truststore.pem"
+        args += (f" security_protocol={sec['protocol']} ca_file={cluster['tls_dir'][cluster['brokers'][0]]}/truststore.pem"
                  f" sasl_mechanism={sec['mechanism']} sasl_username={sec['user']} sasl_password={sec['password']}")
     out = host.ansible("metal.kafka.zookeeper_info", args, check=False)
     assert out["quorum"] and out["healthy"], out
