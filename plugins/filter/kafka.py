@@ -114,25 +114,19 @@ def kafka_scram_bootstrap(mechanisms, user, password, iterations):
             for m in dict.fromkeys(mechanisms) if m in security.SCRAM_MECHANISMS]
 
 
-ROLL_GROUPS = ("zookeeper", "kafka_controllers", "kafka_brokers")
-
-
 def kafka_roll_hosts(names, hostvars):
-    """The ``hosts`` option of ``kafka_roll`` from inventory names: address, SSH port/user/key, cluster groups."""
-    from ansible_collections.metal.kafka.plugins.module_utils.rolling import connection_problems
+    """The ``hosts`` option of ``kafka_roll`` from inventory names: address, SSH port, user, key, jump hosts,
+    passwords (masked by the module), cluster groups; stops naming each setting the engine cannot honour."""
+    from dataclasses import asdict
+
+    from ansible_collections.metal.kafka.plugins.module_utils.rolling import host_from_vars
 
     out, problems = [], []
     for name in names:
         hv = hostvars[name]
-        problems += connection_problems(name, hv)
-        key = hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file")
-        entry = {"name": name, "address": str(hv.get("ansible_host") or name),
-                 "groups": [g for g in hv.get("group_names", []) if g in ROLL_GROUPS],
-                 "port": int(hv.get("ansible_port") or hv.get("ansible_ssh_port") or 22),
-                 "user": str(hv.get("ansible_user") or hv.get("ansible_ssh_user") or "root")}
-        if key:
-            entry["key_file"] = str(key)
-        out.append(entry)
+        host, found = host_from_vars(name, hv, hv.get("group_names", []))
+        problems += found
+        out.append({k: v for k, v in asdict(host).items() if v not in (None, [])})
     if problems:
         raise AnsibleFilterError("the rolling engine cannot reach these hosts the way Ansible does; nothing was "
                                  "restarted:\n- " + "\n- ".join(problems))

@@ -49,12 +49,28 @@ options:
         type: int
         default: 22
       user:
-        description: SSH user; other than root, commands run through C(sudo -n).
+        description: SSH user; other than root, commands run through C(sudo).
         type: str
         default: root
       key_file:
         description: SSH private key.
         type: path
+      jump:
+        description:
+          - Jump hosts, first hop first (as C(ssh -J)); each with C(address), C(port) and C(user) (SSH's own
+            default user when missing). Their keys must be in O(known_hosts).
+        type: list
+        elements: dict
+        default: []
+      proxy_command:
+        description: A C(ProxyCommand) to reach the host through (C(%h), C(%p) are the host and port).
+        type: str
+      password:
+        description: SSH login password (keys are tried first).
+        type: str
+      become_password:
+        description: The password C(sudo) asks of O(hosts[].user) (other than root); without it C(sudo -n) is used.
+        type: str
   known_hosts:
     description: known_hosts file with the hosts' keys (unknown host keys are refused).
     type: path
@@ -203,7 +219,12 @@ def main():
             hosts=dict(type="list", elements="dict", required=True, options=dict(
                 name=dict(type="str", required=True), address=dict(type="str", required=True),
                 groups=dict(type="list", elements="str", default=[]), port=dict(type="int", default=22),
-                user=dict(type="str", default="root"), key_file=dict(type="path"))),
+                user=dict(type="str", default="root"), key_file=dict(type="path"),
+                jump=dict(type="list", elements="dict", default=[], options=dict(
+                    address=dict(type="str", required=True), port=dict(type="int", default=22),
+                    user=dict(type="str"))),
+                proxy_command=dict(type="str"), password=dict(type="str", no_log=True),
+                become_password=dict(type="str", no_log=True))),
             known_hosts=dict(type="path", default="~/.ssh/known_hosts"),
             force=dict(type="bool", default=False),
             force_unsafe=dict(type="bool", default=False),
@@ -234,7 +255,8 @@ def main():
             progress.flush()
 
     hosts = [rolling.Host(name=h["name"], address=h["address"], groups=h["groups"], port=h["port"], user=h["user"],
-                          key_file=h["key_file"]) for h in p["hosts"]]
+                          key_file=h["key_file"], jump=h["jump"], proxy_command=h["proxy_command"],
+                          password=h["password"], become_password=h["become_password"]) for h in p["hosts"]]
     known = os.path.expanduser(p["known_hosts"])
     roller = rolling.Roller(hosts, options_from_params(p, module.check_mode),
                             rolling.FabricRemote(known if os.path.exists(known) else None), report)

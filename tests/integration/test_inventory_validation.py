@@ -48,10 +48,10 @@ def run_site(tmp_path, inv):
 
 
 CASES = {
-    "jump host": (inventory(ansible_ssh_common_args="-o ProxyJump=ops@bastion.example"),
-                  "goes through a jump host (ProxyJump=ops@bastion.example), which the rolling engine's own SSH"),
-    "sudo password": (inventory(ansible_user="ops", ansible_become_password="a-sudo-password"),
-                      "ansible_become_password is set, but the rolling engine runs `sudo -n` (no password)"),
+    "become method": (inventory(ansible_user="ops", ansible_become_method="su"),
+                      "ansible_become_method=su: the rolling engine becomes root with sudo only"),
+    "malformed jump host": (inventory(ansible_ssh_common_args="-J ops@bastion:ssh"),
+                            "the jump host 'ops@bastion:ssh' is not [user@]host[:port]"),
     "even controllers": (inventory(controllers=2), "kafka_controllers has 2 hosts: a KRaft quorum needs an odd"),
     "zero controllers": (inventory(controllers=0), "group kafka_controllers is empty: KRaft needs controllers"),
     "duplicate node ids": (inventory(ids={"b2": 101}), "kafka_node_id 101 is used by b1, b2"),

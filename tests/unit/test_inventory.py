@@ -84,7 +84,8 @@ def test_group_names_are_fixed():
 
 def test_connection_settings_the_engine_cannot_honour_name_the_host():
     out = errors(per_host={"b2": {"ansible_become_method": "su"}})
-    assert out == ["host b2: ansible_become_method=su: the rolling engine becomes root with sudo only"]
+    assert out == ["host b2: ansible_become_method=su: the rolling engine becomes root with sudo only; use sudo "
+                   "for this host"]
 
 
 def test_unresolvable_values_and_spec_problems_come_first():

@@ -579,14 +579,11 @@ def test_roll_hosts_filter_takes_connection_and_cluster_groups_from_hostvars():
 
 
 @pytest.mark.parametrize("setting, named", [
-    ({"ansible_ssh_common_args": "-o ProxyJump=ops@bastion:22 -o UserKnownHostsFile=/k"}, "jump host (ProxyJump=ops@"),
-    ({"ansible_ssh_common_args": "-J bastion"}, "jump host (-J)"),
-    ({"ansible_ssh_extra_args": "-o 'ProxyCommand=ssh -W %h:%p bastion'"}, "ansible_ssh_extra_args goes through"),
-    ({"ansible_become_password": "x"}, "ansible_become_password is set, but the rolling engine runs `sudo -n`"),
     ({"ansible_become_method": "su"}, "ansible_become_method=su: the rolling engine becomes root with sudo only"),
-    ({"ansible_become_user": "kafka"}, "ansible_become_user=kafka: the rolling engine runs as root"),
-    ({"ansible_password": "x"}, "ansible_password is set, but the rolling engine logs in with keys only"),
+    ({"ansible_become_user": "kafka"}, "ansible_become_user=kafka: the rolling engine must run as root"),
     ({"ansible_connection": "local"}, "ansible_connection=local: the rolling engine reaches hosts over SSH only"),
+    ({"ansible_ssh_common_args": "-J ops@bastion:ssh"}, "the jump host 'ops@bastion:ssh' is not [user@]host[:port]"),
+    ({"ansible_port": "twenty-two"}, "ansible_port='twenty-two' is not a port number"),
 ])
 def test_connection_settings_the_engine_cannot_honour_are_refused_by_name(setting, named):
     from ansible.errors import AnsibleFilterError
@@ -598,10 +595,41 @@ def test_connection_settings_the_engine_cannot_honour_are_refused_by_name(settin
         kafka_roll_hosts(["node4"], {"node4": dict(setting, group_names=["kafka_brokers"])})
 
 
+@pytest.mark.parametrize("setting, expected", [
+    ({}, {"address": "node1", "port": 22, "user": "root", "jump": [], "proxy_command": None}),
+    ({"ansible_host": "10.0.0.1", "ansible_ssh_port": "2222", "ansible_ssh_user": "ops"},
+     {"address": "10.0.0.1", "port": 2222, "user": "ops"}),
+    ({"ansible_ssh_common_args": "-o ProxyJump=ops@bastion:2200 -o UserKnownHostsFile=/k"},
+     {"jump": [{"address": "bastion", "port": 2200, "user": "ops"}]}),
+    ({"ansible_ssh_common_args": "-J a,root@[fd00::1]:22"},
+     {"jump": [{"address": "a", "port": 22, "user": None}, {"address": "fd00::1", "port": 22, "user": "root"}]}),
+    ({"ansible_ssh_extra_args": "-oProxyJump=ssh://b"}, {"jump": [{"address": "b", "port": 22, "user": None}]}),
+    ({"ansible_ssh_common_args": "-J first", "ansible_ssh_extra_args": "-J second"},
+     {"jump": [{"address": "first", "port": 22, "user": None}]}),
+    ({"ansible_ssh_common_args": "-o 'ProxyCommand=ssh -W %h:%p bastion'"},
+     {"proxy_command": "ssh -W %h:%p bastion", "jump": []}),
+    ({"ansible_ssh_common_args": "-o ProxyJump=none"}, {"jump": [], "proxy_command": None}),
+    ({"ansible_user": "ops", "ansible_become_password": "s3cret", "ansible_password": "login"},
+     {"user": "ops", "become_password": "s3cret", "password": "login"}),
+    ({"ansible_sudo_pass": "s3cret"}, {"become_password": "s3cret"}),
+])
+def test_connection_settings_as_ansible_takes_them(setting, expected):
+    settings, problems = rolling.connection("node1", setting)
+    assert problems == []
+    assert {k: settings[k] for k in expected} == expected
+
+
+def test_passwords_never_show_in_a_host_repr():
+    host, _ = rolling.host_from_vars("node1", {"ansible_user": "ops", "ansible_become_password": "s3cret",
+                                               "ansible_password": "login"}, ["kafka_brokers", "other"])
+    assert "s3cret" not in repr(host) and "login" not in repr(host)
+    assert host.groups == ["kafka_brokers"] and host.become_password == "s3cret"
+
+
 def test_connection_settings_the_engine_honours():
     for ok in ({}, {"ansible_user": "ops", "ansible_become_method": "sudo", "ansible_become_user": "root",
-                    "ansible_ssh_common_args": "-o UserKnownHostsFile=/k -o StrictHostKeyChecking=yes",
-                    "ansible_connection": "ssh"}):
+                    "ansible_ssh_common_args": "-o UserKnownHostsFile=/k -o StrictHostKeyChecking=yes -J ops@b",
+                    "ansible_become_password": "x", "ansible_password": "y", "ansible_connection": "ssh"}):
         assert rolling.connection_problems("node1", ok) == []
 
 

@@ -240,6 +240,61 @@ def test_second_roll_restarts_nothing(rolling_scenario, cluster, inventory):
     assert main_pids(cluster) == before
 
 
+def test_engine_logs_in_as_a_sudo_user_through_a_bastion(rolling_scenario, cluster, inventory, tmp_path):
+    """The engine connects the way Ansible does: every host through the first controller as a jump host,
+    as a user other than root whose sudo asks for a password. The playbook restarts one broker that way,
+    the command line reads every node that way; the hosts' logs say who logged in from where and what sudo
+    ran, and the password shows nowhere."""
+    import secrets
+
+    import yaml
+
+    bastion, target = cluster["controllers"][0], cluster["brokers"][-1]
+    password = "sudo-" + secrets.token_urlsafe(12)
+    var = cluster["var"]
+    hosts = {}
+    for h in cluster["hosts"]:
+        ti = cluster["testinfra"][h]
+        ti.run_expect([0], "id kmops >/dev/null 2>&1 || useradd -m -s /bin/bash kmops")
+        ti.run_expect([0], f"echo kmops:{password} | chpasswd")
+        ti.run_expect([0], "install -d -m 0700 -o kmops -g kmops ~kmops/.ssh && install -m 0600 -o kmops -g kmops "
+                           "/root/.ssh/authorized_keys ~kmops/.ssh/authorized_keys")
+        ti.run_expect([0], "echo 'kmops ALL=(ALL:ALL) ALL' > /etc/sudoers.d/kmops && chmod 0440 "
+                           "/etc/sudoers.d/kmops && visudo -cf /etc/sudoers.d/kmops")
+        hosts[h] = {"ansible_host": cluster["address"][h], "ansible_port": int(var(h, "ansible_port", 22)),
+                    "ansible_user": "kmops", "ansible_become_password": password,
+                    "ansible_ssh_private_key_file": var(h, "ansible_ssh_private_key_file", "")
+                    or var(h, "ansible_private_key_file", ""),
+                    "ansible_ssh_common_args": f"{var(h, 'ansible_ssh_common_args', '')} "
+                                               f"-o ProxyJump=root@{cluster['address'][bastion]}"}
+    groups = {"kafka_controllers": cluster["controllers"], "kafka_brokers": cluster["brokers"]}
+    inv = {"all": {"vars": {"kafka_cluster_name": "bastion-check"},
+                   "children": {g: {"hosts": {h: hosts[h] for h in members}} for g, members in groups.items()}}}
+    path = tmp_path / "through-bastion.yml"
+    path.write_text(yaml.safe_dump(inv))
+    since = cluster["testinfra"][target].check_output("date +%s").strip()
+    try:
+        before = main_pids(cluster)
+        proc = playbook("rolling_restart.yml", str(path), "-e", "kafka_roll_all=true", "--limit", target)
+        assert proc.returncode == 0
+        after = main_pids(cluster)
+        assert [h for h in cluster["hosts"] if after[h] != before[h]] == [target]
+        again = kafka_metal("roll", inventory=str(path))
+        assert again.returncode == 0 and "0 node(s) restarted" in again.stdout, again.stdout[-3000:]
+        for out in (proc.stdout, proc.stderr, again.stdout, again.stderr):
+            assert password not in out
+        logs = cluster["testinfra"][target].check_output(f"journalctl --since @{since} --no-pager -o cat")
+        assert re.search(rf"Accepted publickey for kmops from {re.escape(cluster['address'][bastion])} ", logs), \
+            logs[-3000:]
+        assert not re.search(r"Accepted publickey for \S+ from (?!" + re.escape(cluster["address"][bastion]) + " )",
+                             logs), "a login to the broker did not come through the bastion"
+        assert re.search(r"kmops : .*USER=root ; COMMAND=/(usr/)?bin/sh -c systemctl stop kafka", logs), logs[-3000:]
+        assert password not in logs
+    finally:
+        for h in cluster["hosts"]:
+            cluster["testinfra"][h].run("rm -f /etc/sudoers.d/kmops; userdel -r kmops")
+
+
 def test_playbook_rolls_only_the_changed_node_and_is_idempotent(rolling_scenario, cluster, inventory, bootstrap,
                                                                client_conf):
     changed = cluster["brokers"][1]

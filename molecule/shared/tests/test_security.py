@@ -141,18 +141,19 @@ def test_secret_files_are_private_and_server_properties_holds_no_secret(cluster)
     password = cluster["security"]["password"]
     for h in cluster["kafka_hosts"]:
         host = cluster["testinfra"][h]
-        for path, owner, mode in (("/etc/kafka/tls/truststore.pem", "kafka", 0o600),
-                                  ("/etc/kafka/credentials.properties", "kafka", 0o600),
-                                  ("/etc/kafka/admin.properties", "root", 0o600),
-                                  ("/etc/kafka/tls", "root", 0o750)):
+        conf_dir, tls_dir = cluster["config_dir"][h], cluster["tls_dir"][h]
+        for path, owner, mode in ((f"{tls_dir}/truststore.pem", "kafka", 0o600),
+                                  (f"{conf_dir}/credentials.properties", "kafka", 0o600),
+                                  (f"{conf_dir}/admin.properties", "root", 0o600),
+                                  (tls_dir, "root", 0o750)):
             f = host.file(path)
             assert f.exists and f.user == owner and f.mode == mode, (h, path, f.user, oct(f.mode))
-        f = host.file("/etc/kafka/tls/keystore.pem")
+        f = host.file(f"{tls_dir}/keystore.pem")
         assert f.exists and f.user == "kafka" and f.mode == 0o600
-        conf = host.file("/etc/kafka/server.properties").content_string
-        assert password not in conf and "${file:/etc/kafka/credentials.properties:" in conf
+        conf = host.file(f"{conf_dir}/server.properties").content_string
+        assert password not in conf and f"${{file:{conf_dir}/credentials.properties:" in conf
         assert "allow.everyone.if.no.acl.found=false" in conf
-        assert host.file("/etc/kafka/credentials.properties").contains("password")
+        assert host.file(f"{conf_dir}/credentials.properties").contains("password")
 
 
 def _apply_acls(inventory, acls):
@@ -276,13 +277,15 @@ def test_backup_playbook_keeps_each_node_without_a_secret_and_a_second_run_chang
         assert sorted(p.name for p in nodes.iterdir()) == sorted(cluster["kafka_hosts"])
         for host in cluster["kafka_hosts"]:
             base = nodes / host
-            server = (base / "etc/kafka/server.properties").read_text()
-            assert "process.roles=" in server and "${file:/etc/kafka/credentials.properties:" in server
-            assert not (base / "etc/kafka/credentials.properties").exists()
-            assert not (base / "etc/kafka/admin.properties").exists()
-            keystore = (base / "etc/kafka/tls/keystore.pem").read_text()
+            conf_dir = cluster["config_dir"][host].lstrip("/")
+            tls_dir = cluster["tls_dir"][host].lstrip("/")
+            server = (base / conf_dir / "server.properties").read_text()
+            assert "process.roles=" in server and f"${{file:/{conf_dir}/credentials.properties:" in server
+            assert not (base / conf_dir / "credentials.properties").exists()
+            assert not (base / conf_dir / "admin.properties").exists()
+            keystore = (base / tls_dir / "keystore.pem").read_text()
             assert "BEGIN CERTIFICATE" in keystore and "PRIVATE KEY-----\n" not in keystore
-            assert "BEGIN CERTIFICATE" in (base / "etc/kafka/tls/truststore.pem").read_text()
+            assert "BEGIN CERTIFICATE" in (base / tls_dir / "truststore.pem").read_text()
             metas = [p.read_text() for p in base.rglob("meta.properties")]
             assert metas and all("cluster.id=" in m for m in metas)
         for path in pathlib.Path(root).rglob("*"):

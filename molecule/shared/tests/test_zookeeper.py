@@ -54,7 +54,8 @@ def test_health_module_reports_leader_quorum_and_controller(cluster):
     args = f"members={members} brokers={brokers} wait_for=healthy"
     sec = cluster["security"]
     if sec["secure"]:
-        args += (f" security_protocol={sec['protocol']} ca_file={cluster['tls_dir'][cluster['brokers'][0]]}/truststore.pem"
+        trust = f"{cluster['tls_dir'][cluster['brokers'][0]]}/truststore.pem"
+        args += (f" security_protocol={sec['protocol']} ca_file={trust}"
                  f" sasl_mechanism={sec['mechanism']} sasl_username={sec['user']} sasl_password={sec['password']}")
     out = host.ansible("metal.kafka.zookeeper_info", args, check=False)
     assert out["quorum"] and out["healthy"], out

@@ -1,8 +1,8 @@
 """``kafka-metal roll`` and ``kafka-metal upgrade``: the rolling engine of the collection, from a shell.
 
 Hosts come from the Ansible inventory (groups ``kafka_controllers``, ``kafka_brokers``,
-``zookeeper``; ``ansible_host``/``ansible_port``/``ansible_user``/``ansible_ssh_private_key_file``
-and a ``UserKnownHostsFile`` in ``ansible_ssh_common_args``); the engine
+``zookeeper``) with their connection settings as Ansible's ssh connection takes them (address, port,
+user, key, jump hosts, a sudo password; a ``UserKnownHostsFile`` in ``ansible_ssh_common_args``); the engine
 (``plugins/module_utils/rolling.py``, also behind the ``kafka_roll`` module) reaches them over SSH
 and the cluster through the admin API. Progress is printed as it happens, a summary at the end.
 """
@@ -21,7 +21,8 @@ from pathlib import Path
 from . import REPO_ROOT, ensure_collection_path
 
 GROUPS = ("zookeeper", "kafka_controllers", "kafka_brokers")
-CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
+CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_ssh_port", "ansible_user", "ansible_ssh_user",
+                   "ansible_remote_user", "ansible_ssh_private_key_file",
                    "ansible_private_key_file", "ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args",
                    "ansible_connection", "ansible_become_method", "ansible_become_user", "ansible_become_password",
                    "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password", "ansible_password",
@@ -71,17 +72,14 @@ def inventory_hosts(inventories, vault_password_file=None, limit=None):
                     v[key] = templar.template(allvars[key])
                 except Exception:  # an unrelated variable that cannot be templated here is not needed
                     v[key] = None
-        problems += rolling.connection_problems(name, v)
+        entry, found = rolling.host_from_vars(name, v, [g.name for g in host.get_groups()])
+        problems += found
         args = v.get("ansible_ssh_common_args") or ""
         m = re.search(r"UserKnownHostsFile=(\S+)", args)
         if m and not known:
             known = m.group(1)
         cluster = cluster or v.get("kafka_cluster_name")
-        hosts.append(rolling.Host(
-            name=name, address=str(v.get("ansible_host") or name),
-            groups=sorted(g.name for g in host.get_groups() if g.name in GROUPS),
-            port=int(v.get("ansible_port") or 22), user=str(v.get("ansible_user") or "root"),
-            key_file=v.get("ansible_ssh_private_key_file") or v.get("ansible_private_key_file")))
+        hosts.append(entry)
     if problems:
         raise SystemExit("the rolling engine cannot reach these hosts the way Ansible does; nothing was "
                          "restarted:\n- " + "\n- ".join(problems))
