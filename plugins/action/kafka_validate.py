@@ -32,6 +32,11 @@ class HostSettings:
     def __contains__(self, name):
         return name in self._set
 
+    def __getitem__(self, name):
+        if name not in self._vars:
+            raise KeyError(name)
+        return self.get(name)
+
     def names(self):
         return set(self._vars)
 

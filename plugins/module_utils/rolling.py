@@ -131,7 +131,7 @@ LOGIN_VARS = {"address": ("ansible_host",), "port": ("ansible_port", "ansible_ss
 
 
 def _first(hostvars, names):
-    return next((hostvars[n] for n in names if hostvars.get(n) not in (None, "")), None)
+    return next((hostvars.get(n) for n in names if hostvars.get(n) not in (None, "")), None)
 
 
 def _hop(spec):
