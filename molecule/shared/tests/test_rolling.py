@@ -271,10 +271,17 @@ def test_engine_logs_in_as_a_sudo_user_through_a_bastion(rolling_scenario, clust
     inv = {"all": {"vars": {"kafka_cluster_name": "bastion-check"},
                    "children": {g: {"hosts": {h: hosts[h] for h in members}} for g, members in groups.items()}}}
     path = tmp_path / "through-bastion.yml"
-    path.write_text(yaml.safe_dump(inv))
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(inv))))  # plain strings (Ansible tags its own)
     since = cluster["testinfra"][target].check_output("date +%s").strip()
     try:
+        # a wrong sudo password stops the engine before anything is restarted, and says which setting
+        wrong = tmp_path / "wrong-password.yml"
+        wrong.write_text(path.read_text().replace(password, "not-" + password))
         before = main_pids(cluster)
+        refused = kafka_metal("roll", "--all", inventory=str(wrong))
+        assert refused.returncode != 0 and "sudo refused the become password of kmops" in refused.stdout + \
+            refused.stderr, refused.stdout[-2000:] + refused.stderr[-2000:]
+        assert main_pids(cluster) == before
         proc = playbook("rolling_restart.yml", str(path), "-e", "kafka_roll_all=true", "--limit", target)
         assert proc.returncode == 0
         after = main_pids(cluster)
@@ -286,9 +293,9 @@ def test_engine_logs_in_as_a_sudo_user_through_a_bastion(rolling_scenario, clust
         logs = cluster["testinfra"][target].check_output(f"journalctl --since @{since} --no-pager -o cat")
         assert re.search(rf"Accepted publickey for kmops from {re.escape(cluster['address'][bastion])} ", logs), \
             logs[-3000:]
-        assert not re.search(r"Accepted publickey for \S+ from (?!" + re.escape(cluster["address"][bastion]) + " )",
-                             logs), "a login to the broker did not come through the bastion"
-        assert re.search(r"kmops : .*USER=root ; COMMAND=/(usr/)?bin/sh -c systemctl stop kafka", logs), logs[-3000:]
+        assert not re.search(r"Accepted \S+ for kmops from (?!" + re.escape(cluster["address"][bastion]) + " )",
+                             logs), "a login of the engine's user did not come through the bastion"
+        assert re.search(r"kmops : .*USER=root ; COMMAND=/(usr/)?bin/sh -c '?systemctl stop kafka", logs), logs[-3000:]
         assert password not in logs
     finally:
         for h in cluster["hosts"]:
