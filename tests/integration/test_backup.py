@@ -37,7 +37,8 @@ ensure_collection_path()
 from ansible_collections.metal.kafka.plugins.module_utils import backup as bk  # noqa: E402
 from ansible_collections.metal.kafka.plugins.module_utils import backup_kafka, wire  # noqa: E402
 
-pytestmark = NEEDS_JAVA
+# a real Kafka from the distribution `kafka-metal dist build` assembles from Maven Central
+pytestmark = [NEEDS_JAVA, pytest.mark.maven]
 
 ADMIN_PW = "admin-" + uuid.uuid4().hex
 ALICE_PW = "alice-" + uuid.uuid4().hex

@@ -33,7 +33,8 @@ ADMIN_PW = "admin-" + uuid.uuid4().hex
 ALICE_PW = "alice-" + uuid.uuid4().hex
 BOB_PW = "bob-" + uuid.uuid4().hex
 
-pytestmark = NEEDS_JAVA
+# a real Kafka from the distribution `kafka-metal dist build` assembles from Maven Central
+pytestmark = [NEEDS_JAVA, pytest.mark.maven]
 
 
 def server_properties(data: Path, client_port: int, controller_port: int) -> str:

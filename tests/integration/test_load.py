@@ -19,7 +19,8 @@ from confluent_kafka import admin as ck_admin  # noqa: E402
 from kafka_metal import load  # noqa: E402
 from local_kafka import NEEDS_JAVA, VENV_BIN, LocalKafka, single_node  # noqa: E402
 
-pytestmark = NEEDS_JAVA
+# a real Kafka from the distribution `kafka-metal dist build` assembles from Maven Central
+pytestmark = [NEEDS_JAVA, pytest.mark.maven]
 
 
 def server_properties(data: Path, client_port: int, controller_port: int) -> str:

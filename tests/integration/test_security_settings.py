@@ -32,7 +32,9 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 VERSION = "4.1.1"
 JAVA_HOME = os.environ.get("KAFKA_METAL_JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
 ADMIN_PW = "admin-" + uuid.uuid4().hex
-pytestmark = pytest.mark.skipif(not (Path(JAVA_HOME) / "bin" / "java").exists(), reason=f"no Java in {JAVA_HOME}")
+# a real Kafka from the distribution `kafka-metal dist build` assembles from Maven Central
+pytestmark = [pytest.mark.skipif(not (Path(JAVA_HOME) / "bin" / "java").exists(), reason=f"no Java in {JAVA_HOME}"),
+              pytest.mark.maven]
 
 
 def free_ports(n):
