@@ -1243,8 +1243,9 @@ class Roller:
             problems = [f"cannot read the cluster's state ({type(exc).__name__}: {exc})"]
             partitions = []
         units = {n.name: n.unit for n in self.nodes}
-        problems += [f"{name}: {units[name]} is not running; start it (or repair it) before rolling"
-                     for name in down]
+        # a node that is down comes first: it is usually the cause of the partitions' problems after it
+        problems = [f"{name}: {units[name]} is not running; start it (or repair it) before rolling"
+                    for name in down] + problems
         self.summary.preflight = problems
         if problems:
             text = "; ".join(problems[:10]) + (f" (+{len(problems) - 10} more)" if len(problems) > 10 else "")

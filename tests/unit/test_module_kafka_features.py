@@ -1,7 +1,7 @@
 """The kafka_features module, run as Ansible runs it, against a stand-in kafka-features.sh.
 
 The stand-in answers from the real outputs of Kafka's tool (data/features/, through test_features.FakeFeatureTool)
-and keeps the cluster's finalized levels in a file between calls; the real tool runs in the `rolling` scenario.
+and keeps the cluster's finalized levels in a file between calls; the real tool runs in the `secure` scenario.
 """
 
 import json

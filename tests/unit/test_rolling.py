@@ -298,6 +298,17 @@ def test_preflight_refuses_when_a_broker_is_down_and_touches_nothing():
     assert sim.events == []
 
 
+def test_preflight_names_a_down_node_before_the_partitions_it_leaves_short():
+    """Many partitions (the offsets topic has 50): the message shows ten problems, the down node first."""
+    sim = SimCluster(partitions=[{"topic": "t", "partition": p, "replicas": [4 + (p + k) % 3 for k in range(3)],
+                                  "min_isr": 2} for p in range(60)])
+    sim.nodes["node6"].running = False
+    with pytest.raises(rolling.RollError) as err:
+        roller(sim, force=True).run()
+    text = str(err.value)
+    assert "more)" in text and text.index("node6: kafka.service is not running") < text.index("under-replicated")
+
+
 def test_force_unsafe_starts_despite_preflight_but_gates_still_hold():
     sim = SimCluster()
     sim.nodes["node6"].running = False

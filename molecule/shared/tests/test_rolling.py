@@ -1,4 +1,5 @@
-"""Rolling restarts and the rolling upgrade, under load (scenario `rolling`; ZooKeeper mode in `zookeeper`).
+"""Rolling restarts and the rolling upgrade, under load (scenario `secure`'s rolling stage; ZooKeeper mode in
+`zookeeper`).
 
 Every roll here runs while kafka_metal.load produces (acks=all, idempotent) and consumes on a
 topic with replication factor 3 and min.insync.replicas=2; afterwards every acknowledged record
@@ -28,8 +29,8 @@ FIGURES = Path(os.environ.get("KAFKA_METAL_FIGURES_DIR", "/tmp/kafka-metal-figur
 
 @pytest.fixture
 def rolling_scenario():
-    if SCENARIO != "rolling":
-        pytest.skip("rolling checks run in the `rolling` scenario")
+    if SCENARIO != "secure":
+        pytest.skip("the KRaft rolling checks run in the `secure` scenario")
 
 
 @pytest.fixture
@@ -117,7 +118,7 @@ def set_property_line(cluster, host, line, present=True):
 
 
 # ---------------------------------------------------------------------------------------------
-# KRaft (scenario `rolling`, Kafka 3.9.1, secured)
+# KRaft (scenario `secure`, Kafka 3.9.1, secured; the last check upgrades it to 4.1.1)
 # ---------------------------------------------------------------------------------------------
 
 
