@@ -18,6 +18,32 @@ from ansible.vars.manager import VariableManager
 # imported before the plugin loader takes over the ansible_collections namespace (cluster fixture)
 from ansible_collections.metal.kafka.plugins.module_utils import security, wire
 
+# The stages of a scenario's verify step (pytest runs the test files in name order):
+# KAFKA_METAL_STAGE=NAME[,NAME] runs only those stages (for daily work on one of them; a later stage then
+# starts from the converged cluster instead of the state the stages before it leave).
+STAGES = {
+    "cluster": ("test_cluster.py", "test_kraft.py", "test_zookeeper.py"),
+    "restart": ("test_restart.py",),
+    "rolling": ("test_rolling.py",),
+    "security": ("test_security.py",),
+    "luks": ("test_luks.py",),
+    "tuning": ("test_tuning.py",),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = [s.strip() for s in os.environ.get("KAFKA_METAL_STAGE", "").split(",") if s.strip()]
+    if not wanted:
+        return
+    unknown = sorted(set(wanted) - set(STAGES))
+    if unknown:
+        raise pytest.UsageError(f"KAFKA_METAL_STAGE: unknown stage(s) {', '.join(unknown)}; the stages are "
+                                f"{', '.join(STAGES)}")
+    files = {f for name in wanted for f in STAGES[name]}
+    keep = [item for item in items if item.path.name in files]
+    config.hook.pytest_deselected(items=[item for item in items if item.path.name not in files])
+    items[:] = keep
+
 
 @pytest.fixture(scope="session")
 def roles_of(cluster):
