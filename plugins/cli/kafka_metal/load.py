@@ -316,7 +316,16 @@ class Load:
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
-        md = admin.list_topics(timeout=30).topics[self.topic]
+        # The broker that answers may not know a topic created a moment ago through another one (ZooKeeper
+        # mode spreads metadata to the brokers afterwards): ask again until it does.
+        deadline = time.monotonic() + 30
+        while True:
+            md = admin.list_topics(timeout=30).topics.get(self.topic)
+            if md is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if md is None:
+            raise LoadError(f"topic {self.topic} is not in the cluster's metadata 30 s after it was created")
         if md.error is not None:
             raise LoadError(f"topic {self.topic}: {md.error}")
         self.partitions = len(md.partitions)
