@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 
 import pytest
 from ansible_collections.metal.kafka.plugins.module_utils import wire, zookeeper
@@ -25,8 +26,21 @@ def test_exactly_one_leader_and_two_followers(cluster):
 
 
 def test_brokers_registered_under_the_chroot(cluster):
-    ids = sorted(int(i) for i in re.findall(r"\d+", zk_shell(cluster, "ls /kafka/brokers/ids")))
-    assert ids == sorted(cluster["node_id"][b] for b in cluster["brokers"])
+    """Every broker's ephemeral node is there. The stages before this one restart brokers and ZooKeeper
+    members: a broker whose session a member's restart ended registers again within seconds, so the
+    check reads again for up to a minute before it fails."""
+    want = sorted(cluster["node_id"][b] for b in cluster["brokers"])
+    deadline = time.monotonic() + 60
+    while True:
+        out = cluster["testinfra"][cluster["zookeepers"][0]].check_output(
+            "KAFKA_HEAP_OPTS=-Xmx128m /opt/kafka/current/bin/zookeeper-shell.sh localhost:2181 ls /kafka/brokers/ids")
+        # the answer is the line that is a list, e.g. [4, 5, 6] (the shell's own messages are other lines)
+        lists = [line.strip() for line in out.splitlines() if re.fullmatch(r"\[[\d, ]*\]", line.strip())]
+        ids = sorted(int(i) for i in re.findall(r"\d+", lists[-1])) if lists else None
+        if ids == want or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert ids == want, out[-2000:]
 
 
 def test_controller_is_a_broker_and_known_to_all(cluster, wire_security):
