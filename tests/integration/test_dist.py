@@ -151,7 +151,7 @@ def test_archive_layout_and_checksum(version, out_dir):
 
     jars = {n.split("/")[-1] for n in names if n.startswith(f"{root}/libs/") and n.endswith(".jar")}
     assert manifest["kafka_version"] == version
-    assert manifest["repo"] == dist.DEFAULT_REPO
+    assert manifest["repo"] == dist.default_repo()
     assert manifest["build_tool"].startswith("Apache Maven ")
     gavs = manifest["artifacts"]
     assert len(jars) == len(gavs)
@@ -197,7 +197,7 @@ def test_version_maven_cannot_resolve_is_named(tmp_path):
         dist.build("4.99.0", out_dir=tmp_path, progress=lambda m: None)
     msg = str(exc.value)
     assert "org.apache.kafka:kafka_2.13:jar:4.99.0" in msg or "org.apache.kafka:kafka_2.13:4.99.0" in msg
-    assert dist.DEFAULT_REPO in msg
+    assert dist.default_repo() in msg
     assert "full log:" in msg
     assert len(msg.splitlines()) < 25
     assert not (tmp_path / "kafka_2.13-4.99.0.tgz").exists()

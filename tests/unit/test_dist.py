@@ -25,6 +25,7 @@ import pytest
 from kafka_metal import dist
 
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+REPO = "https://maven.example/maven2"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -55,11 +56,11 @@ def test_series():
 
 
 def test_repo_urls():
-    assert dist.validate_repo("https://repo.maven.apache.org/maven2/") == "https://repo.maven.apache.org/maven2"
+    assert dist.validate_repo("https://maven.example/maven2/") == "https://maven.example/maven2"
     assert dist.validate_repo("http://nexus.internal:8081/repository/maven-central") == (
         "http://nexus.internal:8081/repository/maven-central")
     assert dist.validate_repo("file:///srv/m2") == "file:///srv/m2"
-    for bad in ["", "repo.maven.apache.org", "ftp://x/y", "https://a b"]:
+    for bad in ["", "maven.example", "ftp://x/y", "https://a b"]:
         with pytest.raises(dist.DistError, match="invalid Maven repository URL"):
             dist.validate_repo(bad)
 
@@ -489,18 +490,18 @@ def test_log4j_properties_reference_defined_appenders():
 def test_manifest_records_inputs_without_timestamps():
     arts = [dist.Artifact("org.slf4j", "slf4j-api", "1.7.36", scope="runtime"),
             dist.Artifact("org.apache.kafka", "kafka_2.13", "4.1.1", scope="compile")]
-    text = dist.render_manifest("4.1.1", dist.DEFAULT_REPO, arts, "Apache Maven 3.8.7",
+    text = dist.render_manifest("4.1.1", REPO, arts, "Apache Maven 3.8.7",
                                 {"kafka-topics.sh": "org.apache.kafka.tools.TopicCommand"})
     doc = json.loads(text)
     assert doc["name"] == "kafka_2.13-4.1.1"
     assert doc["kafka_version"] == "4.1.1"
-    assert doc["repo"] == dist.DEFAULT_REPO
+    assert doc["repo"] == REPO
     assert doc["build_tool"] == "Apache Maven 3.8.7"
     assert doc["artifacts"] == ["org.apache.kafka:kafka_2.13:4.1.1", "org.slf4j:slf4j-api:1.7.36"]
     assert doc["requested"] == [a.gav for a in dist.base_artifacts("4.1.1")]
     assert doc["main_classes"] == {"kafka-topics.sh": "org.apache.kafka.tools.TopicCommand"}
     assert doc["log4j_opts"]["server"] == "-Dlog4j2.configurationFile=<dist>/config/log4j2.yaml"
-    assert text == dist.render_manifest("4.1.1", dist.DEFAULT_REPO, reversed(arts), "Apache Maven 3.8.7",
+    assert text == dist.render_manifest("4.1.1", REPO, reversed(arts), "Apache Maven 3.8.7",
                                         {"kafka-topics.sh": "org.apache.kafka.tools.TopicCommand"})
 
 
@@ -586,7 +587,7 @@ def test_checksum_file_is_sha512sum_compatible(tmp_path):
     assert dist.read_checksum_file(tmp_path / "missing.sha512") is None
 
 
-def _fake_archive(out: Path, version: str, repo: str = dist.DEFAULT_REPO, **manifest) -> Path:
+def _fake_archive(out: Path, version: str, repo: str = REPO, **manifest) -> Path:
     stage = out / "stage"
     (stage / "libs").mkdir(parents=True)
     (stage / "libs" / "x.jar").write_bytes(b"x")
@@ -599,25 +600,53 @@ def _fake_archive(out: Path, version: str, repo: str = dist.DEFAULT_REPO, **mani
     return archive
 
 
+def test_default_repo_comes_from_the_machines_maven(tmp_path, monkeypatch):
+    monkeypatch.delenv(dist.REPO_ENV, raising=False)
+    home, maven = tmp_path / "home", tmp_path / "maven"
+    (maven / "lib").mkdir(parents=True)
+    with zipfile.ZipFile(maven / "lib" / "maven-model-builder-3.x.jar", "w") as z:
+        z.writestr("org/apache/maven/model/pom-4.0.0.xml",
+                   "<project><repositories><repository><id>central</id><name>Central</name>"
+                   "<url>https://central.example/maven2</url></repository></repositories></project>")
+    assert dist.default_repo(home, maven) == "https://central.example/maven2"
+    (maven / "conf").mkdir()
+    (maven / "conf" / "settings.xml").write_text(
+        "<settings><mirrors><!-- <mirror><mirrorOf>*</mirrorOf><url>http://commented.example</url></mirror> -->"
+        "<mirror><id>other</id><mirrorOf>!central,*</mirrorOf><url>http://skip.example/m2</url></mirror>"
+        "<mirror><id>site</id><mirrorOf>central</mirrorOf><url>http://site.example/m2/</url></mirror>"
+        "</mirrors></settings>")
+    assert dist.default_repo(home, maven) == "http://site.example/m2"
+    (home / ".m2").mkdir(parents=True)
+    (home / ".m2" / "settings.xml").write_text(
+        "<settings><mirrors><mirror><mirrorOf>*</mirrorOf><url>http://mine.example/m2</url></mirror></mirrors>"
+        "</settings>")
+    assert dist.default_repo(home, maven) == "http://mine.example/m2"
+    monkeypatch.setenv(dist.REPO_ENV, "file:///srv/m2")
+    assert dist.default_repo(home, maven) == "file:///srv/m2"
+    monkeypatch.delenv(dist.REPO_ENV)
+    with pytest.raises(dist.DistError, match="no Maven repository configured here"):
+        dist.default_repo(tmp_path / "nobody", tmp_path / "no-maven")
+
+
 def test_cache_hit_and_misses(tmp_path):
     archive = _fake_archive(tmp_path, "4.1.1")
-    hit, reason = dist.cached_archive(tmp_path, "4.1.1", dist.DEFAULT_REPO)
+    hit, reason = dist.cached_archive(tmp_path, "4.1.1", REPO)
     assert hit == (archive, dist.sha512_file(archive)) and "already built" in reason
 
     hit, reason = dist.cached_archive(tmp_path, "4.1.1", "https://mirror.example/maven2")
-    assert hit is None and "built from https://repo.maven.apache.org/maven2" in reason
+    assert hit is None and "built from https://maven.example/maven2" in reason
 
-    assert dist.cached_archive(tmp_path, "3.9.1", dist.DEFAULT_REPO)[0] is None
+    assert dist.cached_archive(tmp_path, "3.9.1", REPO)[0] is None
 
     with open(archive, "ab") as fh:
         fh.write(b"\0")
-    hit, reason = dist.cached_archive(tmp_path, "4.1.1", dist.DEFAULT_REPO)
+    hit, reason = dist.cached_archive(tmp_path, "4.1.1", REPO)
     assert hit is None and "does not match" in reason
 
 
 def test_cache_miss_for_another_generator(tmp_path):
     _fake_archive(tmp_path, "4.1.1", generator="0" * 64)
-    hit, reason = dist.cached_archive(tmp_path, "4.1.1", dist.DEFAULT_REPO)
+    hit, reason = dist.cached_archive(tmp_path, "4.1.1", REPO)
     assert hit is None and "another version of kafka-metal" in reason
 
 
@@ -636,11 +665,11 @@ def test_generator_fingerprint_depends_on_version_and_templates(monkeypatch):
 MISSING = ("[ERROR] Failed to execute goal on project kafka_2.13-4.99.0: Could not resolve dependencies for project "
            "io.kafka-metal.dist:kafka_2.13-4.99.0:pom:0: The following artifacts could not be resolved: "
            "org.apache.kafka:kafka_2.13:jar:4.99.0, org.apache.kafka:kafka-tools:jar:4.99.0: Could not find "
-           "artifact org.apache.kafka:kafka_2.13:jar:4.99.0 in kafka-metal-repo (https://repo.maven.apache.org/"
+           "artifact org.apache.kafka:kafka_2.13:jar:4.99.0 in kafka-metal-repo (https://maven.example/"
            "maven2) -> [Help 1]")
 CACHED = ("[ERROR] ... The following artifacts could not be resolved: org.apache.kafka:kafka_2.13:jar:4.99.0, "
           "org.apache.kafka:kafka-tools:jar:4.99.0: org.apache.kafka:kafka_2.13:jar:4.99.0 was not found in "
-          "https://repo.maven.apache.org/maven2 during a previous attempt. This failure was cached")
+          "https://maven.example/maven2 during a previous attempt. This failure was cached")
 
 
 @pytest.mark.parametrize("text", [MISSING, CACHED, "\x1b[0m" + MISSING,
@@ -747,6 +776,7 @@ def fake_maven(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("FAKE_MVN_CALLS", str(tmp_path / "mvn-calls.jsonl"))
+    monkeypatch.setenv(dist.REPO_ENV, REPO)  # the fake Maven has no settings or super POM to read it from
 
     def configure(version):
         monkeypatch.setenv("FAKE_CLASSES", json.dumps(jar_class_map(version)))
@@ -778,7 +808,7 @@ def test_build_end_to_end_with_fake_maven(version, fake_maven, tmp_path):
     assert f"{root}/config/server.properties" in names
     assert manifest["kafka_version"] == version
     assert manifest["build_tool"] == "Apache Maven 3.8.7"
-    assert manifest["repo"] == dist.DEFAULT_REPO
+    assert manifest["repo"] == REPO
     if version.startswith("3.9"):
         assert "org.slf4j:slf4j-reload4j:1.7.36" in manifest["artifacts"]
         assert f"{root}/bin/zookeeper-server-start.sh" in names
@@ -867,7 +897,7 @@ def test_cli_arguments():
     assert (args.version, args.repo, args.out, args.force) == ("4.1.1", "https://m/x", "/o", True)
     assert args.func is dist._cmd_build
     args = _parser().parse_args(["dist", "build", "--version", "3.9.1"])
-    assert (args.repo, args.out, args.force) == (dist.DEFAULT_REPO, None, False)
+    assert (args.repo, args.out, args.force) == (None, None, False)
 
 
 def test_cli_requires_a_subcommand_and_a_version(capsys):

@@ -184,14 +184,39 @@ def test_base_key_is_keyed_by_the_include_list():
 
 
 def test_debootstrap_argv():
-    assert L.debootstrap_argv("/cache/.build-x") == [
+    assert L.debootstrap_argv("/cache/.build-x", mirror="http://mirror.example/debian") == [
         "debootstrap",
         "--variant=minbase",
         "--include=systemd-sysv,openssh-server,python3,iproute2,sudo,procps,ca-certificates",
         "bookworm",
         "/cache/.build-x",
-        "http://deb.debian.org/debian",
+        "http://mirror.example/debian",
     ]
+
+
+def test_mirrors_come_from_the_machines_apt_sources(tmp_path, monkeypatch):
+    monkeypatch.delenv(L.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(L.SECURITY_MIRROR_ENV, raising=False)
+    d = tmp_path / "apt" / "sources.list.d"
+    d.mkdir(parents=True)
+    (d / "other.list").write_text("deb [arch=amd64] https://vendor.example/apt stable main\n")
+    (d / "debian.sources").write_text(
+        "Types: deb\n# a comment\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\n"
+        "Components: main\n\nTypes: deb\nURIs: http://security.example/debian-security\n"
+        "Suites: bookworm-security\nComponents: main\n")
+    assert L.apt_mirrors(etc=tmp_path) == ("http://mirror.example/debian", "http://security.example/debian-security")
+    assert L.apt_sources("http://m.example/d", "http://s.example/s") == (
+        "deb http://m.example/d bookworm main\ndeb http://m.example/d bookworm-updates main\n"
+        "deb http://s.example/s bookworm-security main\n")
+    (d / "debian.sources").unlink()
+    (tmp_path / "apt" / "sources.list").write_text("# old style\ndeb http://one.example/debian bookworm main\n")
+    assert L.apt_mirrors(etc=tmp_path) == ("http://one.example/debian", "http://one.example/debian")
+    monkeypatch.setenv(L.MIRROR_ENV, "http://chosen.example/debian")
+    assert L.apt_mirrors(etc=tmp_path)[0] == "http://chosen.example/debian"
+    monkeypatch.delenv(L.MIRROR_ENV)
+    (tmp_path / "apt" / "sources.list").unlink()
+    with pytest.raises(L.LabError, match="no Debian bookworm mirror in this machine's apt sources"):
+        L.apt_mirrors(etc=tmp_path)
 
 
 # --- files written into the hosts and the state dir ---------------------------------------------

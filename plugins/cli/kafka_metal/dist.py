@@ -41,7 +41,8 @@ from xml.sax.saxutils import escape as _xml_escape
 
 SCALA_BINARY = "2.13"
 KAFKA_GROUP = "org.apache.kafka"
-DEFAULT_REPO = "https://repo.maven.apache.org/maven2"
+# The repository comes from this machine's Maven configuration (see default_repo) unless given.
+REPO_ENV = "KAFKA_METAL_MAVEN_REPO"
 DEFAULT_CACHE_DIR = "/var/cache/kafka-metal"
 CACHE_ENV = "KAFKA_METAL_CACHE_DIR"
 SUPPORTED_VERSION_RE = re.compile(r"^(3\.9|4\.\d+)\.\d+$")
@@ -92,9 +93,53 @@ def validate_repo(repo: str) -> str:
     if not re.match(r"^(https?|file)://\S+$", r):
         raise DistError(
             f"invalid Maven repository URL {repo!r}: expected an http://, https:// or file:// URL "
-            f"(default {DEFAULT_REPO})"
+            "(default: the mirror in Maven's settings, else Maven's own central repository)"
         )
     return r.rstrip("/")
+
+
+def _maven_home() -> Path | None:
+    home = os.environ.get("MAVEN_HOME") or os.environ.get("M2_HOME")
+    if home:
+        return Path(home)
+    mvn = shutil.which("mvn")
+    return Path(os.path.realpath(mvn)).parent.parent if mvn else None
+
+
+def default_repo(user_home: Path | None = None, maven_home: Path | None = None) -> str:
+    """The repository this machine's Maven would download from: ``$KAFKA_METAL_MAVEN_REPO``, else the mirror of
+    Central (``mirrorOf`` ``*`` or ``central``) in the user's or Maven's ``settings.xml``, else the central
+    repository built into Maven itself (its super POM). Raises DistError when there is none."""
+    if os.environ.get(REPO_ENV):
+        return validate_repo(os.environ[REPO_ENV])
+    maven_home = maven_home if maven_home is not None else _maven_home()
+    settings = [(user_home or Path.home()) / ".m2" / "settings.xml"]
+    if maven_home is not None:
+        settings.append(maven_home / "conf" / "settings.xml")
+    for path in settings:
+        try:
+            text = re.sub(r"<!--.*?-->", "", path.read_text(), flags=re.S)
+        except OSError:
+            continue
+        for block in re.findall(r"<mirror>(.*?)</mirror>", text, flags=re.S):
+            of = re.search(r"<mirrorOf>(.*?)</mirrorOf>", block, flags=re.S)
+            url = re.search(r"<url>(.*?)</url>", block, flags=re.S)
+            targets = [t.strip() for t in (of.group(1) if of else "").split(",")]
+            if url and ("*" in targets or "central" in targets) and "!central" not in targets:
+                return validate_repo(url.group(1).strip())
+    for jar in sorted((maven_home / "lib").glob("maven-model-builder-*.jar")) if maven_home else []:
+        try:
+            with zipfile.ZipFile(jar) as z:
+                pom = z.read("org/apache/maven/model/pom-4.0.0.xml").decode()
+        except (OSError, KeyError, zipfile.BadZipFile):
+            continue
+        m = re.search(r"<id>central</id>.*?<url>(.*?)</url>", pom, flags=re.S)
+        if m:
+            return validate_repo(m.group(1).strip())
+    if maven_home is None:
+        find_command("mvn")  # not installed: the error names the package
+    raise DistError(f"no Maven repository configured here: install Maven, give a mirror in ~/.m2/settings.xml, "
+                    f"set {REPO_ENV}, or pass --repo URL")
 
 
 def dist_name(version: str) -> str:
@@ -1188,7 +1233,7 @@ def _write_text(path: Path, text: str, mode: int = 0o644) -> None:
 
 def build(
     version: str,
-    repo: str = DEFAULT_REPO,
+    repo: str | None = None,
     out_dir: str | os.PathLike | None = None,
     force: bool = False,
     progress: Progress = print,
@@ -1200,7 +1245,7 @@ def build(
     reused, unless ``force``. Raises DistError with a message for the user.
     """
     version = validate_version(version)
-    repo = validate_repo(repo)
+    repo = validate_repo(repo) if repo else default_repo()
     out = Path(out_dir) if out_dir is not None else default_out_dir()
     env = maven_env()
 
@@ -1329,9 +1374,10 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
         ),
     )
     b.add_argument("--version", required=True, help="Kafka version, 3.9.x or 4.x (e.g. 4.1.1)")
-    b.add_argument("--repo", default=DEFAULT_REPO,
-                   help="Maven repository that replaces Maven Central for every download "
-                   f"(default {DEFAULT_REPO})")
+    b.add_argument("--repo", default=None,
+                   help="Maven repository that replaces Maven Central for every download (default: "
+                   f"${REPO_ENV}, else the mirror of Central in Maven's settings, else Maven's own central "
+                   "repository)")
     b.add_argument("--out", default=None,
                    help=f"output directory (default ${CACHE_ENV}/dist, i.e. {DEFAULT_CACHE_DIR}/dist)")
     b.add_argument("--force", action="store_true", help="rebuild even if a matching archive exists")

@@ -58,7 +58,6 @@ HOST_OFFSET = 10  # node i gets the subnet's address number 10 + i
 
 SUITE = "bookworm"
 VARIANT = "minbase"
-MIRROR = "http://deb.debian.org/debian"
 INCLUDE = ("systemd-sysv", "openssh-server", "python3", "iproute2", "sudo", "procps", "ca-certificates")
 # Bump when the preparation of the base (Lab._prepare_base) changes, so an older cached base is not reused.
 BASE_RECIPE = 2
@@ -68,11 +67,59 @@ MASKED_UNITS = (
     "apt-daily.timer",  # background apt runs would hold the dpkg lock under Ansible
     "apt-daily-upgrade.timer",
 )
-APT_SOURCES = (
-    "deb http://deb.debian.org/debian bookworm main\n"
-    "deb http://deb.debian.org/debian bookworm-updates main\n"
-    "deb http://deb.debian.org/debian-security bookworm-security main\n"
-)
+# The Debian mirrors come from this machine's own apt configuration (or these variables): the lab's hosts
+# and its base image use what the machine itself is set up to reach.
+MIRROR_ENV = "KAFKA_METAL_APT_MIRROR"
+SECURITY_MIRROR_ENV = "KAFKA_METAL_APT_SECURITY_MIRROR"
+
+
+def _apt_entries(etc: Path):
+    """``(uri, suites)`` of every ``deb`` entry in apt's sources (one-line and deb822 formats)."""
+    files = [etc / "apt" / "sources.list"] + sorted((etc / "apt" / "sources.list.d").glob("*.list")) + \
+        sorted((etc / "apt" / "sources.list.d").glob("*.sources"))
+    for f in files:
+        try:
+            text = f.read_text()
+        except OSError:
+            continue
+        if f.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                fields = {}
+                for line in stanza.splitlines():
+                    if line.strip() and not line.lstrip().startswith("#") and ":" in line:
+                        key, _, value = line.partition(":")
+                        fields[key.strip().lower()] = value.split()
+                if "deb" in fields.get("types", []) and fields.get("enabled", ["yes"])[0] != "no":
+                    for uri in fields.get("uris", []):
+                        yield uri, fields.get("suites", [])
+        else:
+            for line in text.splitlines():
+                words = [w for w in line.split("#", 1)[0].split() if not w.startswith("[")]
+                if len(words) >= 3 and words[0] == "deb":
+                    yield words[1], [words[2]]
+
+
+def apt_mirrors(suite: str = SUITE, etc: Path = Path("/etc")) -> tuple[str, str]:
+    """``(archive, security)`` mirror URIs for ``suite`` from the environment, else apt's sources."""
+    archive, security = os.environ.get(MIRROR_ENV), os.environ.get(SECURITY_MIRROR_ENV)
+    for uri, suites in _apt_entries(etc):
+        if archive is None and suite in suites:
+            archive = uri
+        if security is None and f"{suite}-security" in suites:
+            security = uri
+    if not archive:
+        raise LabError(f"no Debian {suite} mirror in this machine's apt sources ({etc}/apt): add one there, or "
+                       f"set {MIRROR_ENV} to the mirror's URL")
+    return archive.rstrip("/"), (security or archive).rstrip("/")
+
+
+def apt_sources(archive: str, security: str, suite: str = SUITE) -> str:
+    """The hosts' sources.list: the same mirrors as this machine."""
+    return (f"deb {archive} {suite} main\n"
+            f"deb {archive} {suite}-updates main\n"
+            f"deb {security} {suite}-security main\n")
+
+
 SSHD_DROPIN = (
     "# kafka-metal lab\n"
     "UseDNS no\n"
@@ -270,7 +317,7 @@ def base_key(
     suite: str = SUITE,
     variant: str = VARIANT,
     include: Iterable[str] = INCLUDE,
-    mirror: str = MIRROR,
+    mirror: str = "",
     recipe: int = BASE_RECIPE,
 ) -> str:
     """Cache directory name of the base root: changes with anything that changes its content."""
@@ -292,9 +339,10 @@ def debootstrap_argv(
     suite: str = SUITE,
     variant: str = VARIANT,
     include: Iterable[str] = INCLUDE,
-    mirror: str = MIRROR,
+    mirror: str = "",
 ) -> list[str]:
-    return ["debootstrap", f"--variant={variant}", "--include=" + ",".join(include), suite, target, mirror]
+    return ["debootstrap", f"--variant={variant}", "--include=" + ",".join(include), suite, target,
+            mirror or apt_mirrors(suite)[0]]
 
 
 def hosts_file(hosts: Sequence[HostPlan]) -> str:
@@ -928,7 +976,7 @@ class Lab:
             run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)])
         etc = merged / "etc"
         write_file(etc / "ssh" / "sshd_config.d" / "kafka-metal-lab.conf", SSHD_DROPIN)
-        write_file(etc / "apt" / "sources.list", APT_SOURCES)
+        write_file(etc / "apt" / "sources.list", apt_sources(*apt_mirrors()))
         for unit in MASKED_UNITS:
             link = etc / "systemd" / "system" / unit
             if not link.is_symlink():

@@ -428,7 +428,7 @@ class VmLab(L.Lab):
         if not (etc / "ssh" / "ssh_host_ed25519_key").exists():
             L.run(["ssh-keygen", "-q", "-A", "-f", str(upper)])
         L.write_file(etc / "ssh" / "sshd_config.d" / "kafka-metal-lab.conf", L.SSHD_DROPIN)
-        L.write_file(etc / "apt" / "sources.list", L.APT_SOURCES)
+        L.write_file(etc / "apt" / "sources.list", L.apt_sources(*L.apt_mirrors()))
         for unit in L.MASKED_UNITS[1:]:  # the apt timers; wait-online works in a VM
             link = etc / "systemd" / "system" / unit
             link.parent.mkdir(parents=True, exist_ok=True)
