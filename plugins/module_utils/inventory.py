@@ -121,7 +121,7 @@ def inventory_errors(hosts, groups, resolved, spec_problems=None):
     errors = [(f"host {found[0]}: " if len(found) == 1 else f"hosts {', '.join(found)}: ") + problem
               for problem, found in by_problem.items()]
 
-    members = {g: [h for h in groups.get(g, [])] for g in GROUPS}
+    members = {g: list(groups.get(g, [])) for g in GROUPS}
     everyone = [h for g in GROUPS for h in members[g]]
     modes = {}
     for h in everyone:
