@@ -88,6 +88,10 @@ class Security:
         ca = self.ca_file
         capath = ca if ca and os.path.isdir(ca) else None
         context = ssl.create_default_context(cafile=None if capath else ca, capath=capath)
+        # Python 3.13 adds X.509 strict checking to the default context, which refuses certificates
+        # the brokers' Java and librdkafka clients accept (a CA without an Authority Key Identifier,
+        # as some bring-your-own CAs are): the same certificates work from every Python version.
+        context.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
         if not self.verify_certificates:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE

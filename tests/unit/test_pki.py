@@ -150,6 +150,9 @@ def _issue_in_a_process(ca_dir, host, barrier, queue):
     queue.put((host, result.ca_created, result.fingerprint))
 
 
+# fork on purpose (the children inherit the monkeypatched slow create); pytest-xdist's worker threads
+# do not touch what the children use
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_parallel_processes_create_one_ca(tmp_path, monkeypatch):
     real_create = pki.create_ca
 

@@ -25,7 +25,6 @@ SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "")
 FIGURES = Path(os.environ.get("KAFKA_METAL_FIGURES_DIR", "/tmp/kafka-metal-figures"))
 BIN = Path(sys.executable).parent
 SPARE = "/dev/disk/by-id/virtio-kmdata4"
-TIMING_DISK = "/dev/disk/by-id/virtio-kmdata5"
 
 pytestmark = pytest.mark.skipif(SCENARIO != "tuning", reason="disk encryption checks run in the `tuning` scenario (VM)")
 
@@ -281,33 +280,3 @@ def test_luks_refuses_disks_that_hold_data(cluster, node, inventory, key_store):
         assert host.file("/etc/crypttab").content_string == crypttab
         assert host.run("dmsetup info kafka-spare").rc != 0
         assert not host.file(luks.key_path("kafka-spare")).exists
-
-
-def test_luks_operation_times(cluster, node, inventory, key_store):
-    """How long each operation takes on this VM (figures; a fresh volume on the fifth disk)."""
-    name, host = node
-    store = str(key_store.parent)
-    args = {"device": TIMING_DISK, "name": "kafka-timing", "key_store": store}
-    params = luks.luks_params(cluster["var"](name, "tuning_luks"))
-    args.update({k: params[k] for k in ("pbkdf", "pbkdf_memory", "pbkdf_parallel", "iter_time", "pbkdf_iterations")})
-    figures = {}
-    # (a re-run's cost is in the idempotence step's task timings, a rotation's in the rotation test)
-    t0 = time.monotonic()
-    proc = ansible(inventory, name, "metal.kafka.luks_volume", args)
-    figures["format_open_crypttab_backup_s"] = round(time.monotonic() - t0, 1)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert '"changed": true' in proc.stdout or "CHANGED" in proc.stdout, proc.stdout[-2000:]
-    # the bare cryptsetup costs on this VM, for comparison with the module's
-    timed = host.check_output(
-        "s=$(date +%s%N); cryptsetup open --test-passphrase --key-file /etc/kafka-metal/luks/kafka-timing.key "
-        f"{TIMING_DISK}; e=$(date +%s%N); echo $(( (e - s) / 1000000 ))"
-    )
-    figures["unlock_key_slot_ms"] = int(timed)
-    # leave the disk as found: closed, out of crypttab, no key on the host (the store keeps its copy)
-    host.check_output(
-        f"cryptsetup close kafka-timing && sed -i '/^kafka-timing /d' /etc/crypttab && "
-        f"rm -f /etc/kafka-metal/luks/kafka-timing.* && wipefs -a -q {TIMING_DISK}"
-    )
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    (FIGURES / "luks-operations.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(figures)
