@@ -3,7 +3,8 @@
 Usage: python tools/gen_argument_specs.py ROLE_DIR [extra-spec.yml]
 Each default's description is the comment block right above it. Types come from the value
 (path for *_dir/*_root/*_home names). Extra entry points and overrides come from
-ROLE_DIR/meta/argument_specs.extra.yml when present.
+ROLE_DIR/meta/argument_specs.extra.yml when present (`main`, `overrides`, `main_options` for settings
+without a default, `entry_points`).
 """
 
 import pathlib
@@ -68,6 +69,8 @@ def main(role_dir):
     extra = yaml.safe_load(extra_path.read_text()) if extra_path.exists() else {}
     for key, override in (extra.get("overrides") or {}).items():
         opts[key].update(override)
+    # settings with no default (set per host), documented and type-checked with the rest
+    opts.update(extra.get("main_options") or {})
     specs = {"main": {**extra.get("main", {}), "options": opts}}
     for name, entry in (extra.get("entry_points") or {}).items():
         entry = dict(entry)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -18,6 +19,9 @@ ROLES = (("kafka", None), ("java", None), ("tuning", None), ("controller", inven
          ("broker", inventory.BROKERS), ("zookeeper", inventory.ZOOKEEPER))
 
 
+_UNDEFINED = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)' is undefined")
+
+
 class HostSettings:
     """One host's variables as the roles see them: every role's defaults under what the inventory, the play and
     extra vars set, each templated when first read. A value that cannot be templated is a problem, not a crash."""
@@ -27,10 +31,26 @@ class HostSettings:
         self._set = set(variables)
         self._templar = Templar(loader=loader, variables=self._vars)
         self._cache = {}
-        self.problems = []
+        self._problems = []
+        self._undefined = {}  # an undefined variable -> the settings that use it, in the order read
+        self.unresolved = set()
 
     def __contains__(self, name):
         return name in self._set
+
+    @property
+    def problems(self):
+        """The values that could not be resolved: one message per undefined variable, naming the settings the
+        inventory wrote with it (a role default that only follows from one of them is not named)."""
+        out = []
+        for undefined, names in self._undefined.items():
+            written = [n for n in names if n in self._set] or names[:1]
+            out.append(inventory.rules.undefined_problem(" and ".join(written), undefined))
+        return out + self._problems
+
+    def set_names(self):
+        """The names the inventory, the play or extra vars set (not the roles' defaults)."""
+        return set(self._set)
 
     def __getitem__(self, name):
         if name not in self._vars:
@@ -48,8 +68,13 @@ class HostSettings:
                 self._cache[name] = self._templar.template(self._vars[name])
             except AnsibleError as exc:
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                self.problems.append(f"{name} cannot be resolved ({first}): fix the expression or the variables "
-                                     "it uses")
+                self.unresolved.add(name)
+                undefined = _UNDEFINED.search(first)
+                if undefined:
+                    self._undefined.setdefault(undefined.group(1), []).append(name)
+                else:
+                    self._problems.append(f"{name} cannot be resolved ({first}): fix the expression or the "
+                                          "variables it uses")
                 self._cache[name] = default
         return self._cache[name]
 
@@ -57,17 +82,21 @@ class HostSettings:
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("hosts",))
+    _VALID_ARGS = frozenset(("hosts", "require_hosts"))
 
     def _role_files(self):
-        defaults, specs = {}, {}
+        """Every role's defaults, the options of each role's main entry point, and every name a role reads."""
+        defaults, specs, known = {}, {}, set()
         for role, _group in ROLES:
             base = os.path.join(COLLECTION, "roles", role)
             defaults.update(self._loader.load_from_file(os.path.join(base, "defaults", "main.yml"),
                                                         trusted_as_template=True) or {})
             meta = self._loader.load_from_file(os.path.join(base, "meta", "argument_specs.yml")) or {}
-            specs[role] = ((meta.get("argument_specs") or {}).get("main") or {}).get("options") or {}
-        return defaults, specs
+            entry_points = meta.get("argument_specs") or {}
+            specs[role] = (entry_points.get("main") or {}).get("options") or {}
+            for entry in entry_points.values():
+                known |= set((entry or {}).get("options") or {})
+        return defaults, specs, known | set(defaults)
 
     def _variables(self, host_names, task_vars):
         """Each host's variables as Ansible resolves them for this play (inventory, play, extra vars)."""
@@ -95,13 +124,28 @@ class ActionModule(ActionBase):
             return dict(failed=True, msg=f"kafka_validate: unknown argument(s) {', '.join(sorted(unknown))}")
         groups = {g: list(task_vars.get("groups", {}).get(g, [])) for g in inventory.GROUPS}
         everyone = list(dict.fromkeys(h for g in inventory.GROUPS for h in groups[g]))
+        if args.get("require_hosts"):
+            # run from localhost first: an inventory with nothing to do is an error, not a green run
+            if everyone:
+                result.update(changed=False, msg=f"{len(everyone)} hosts in the inventory's groups")
+            else:
+                all_groups = {g: list(h) for g, h in (task_vars.get("groups") or {}).items()}
+                sources = [str(x) for x in task_vars.get("ansible_inventory_sources") or []]
+                result.update(failed=True, msg="The inventory is not valid; nothing was changed:\n- "
+                              + inventory.rules.no_hosts_problem(all_groups, sources))
+            return result
         hosts = args.get("hosts")
         hosts = everyone if hosts is None else list(dict.fromkeys(hosts if isinstance(hosts, list) else [hosts]))
-        defaults, specs = self._role_files()
+        defaults, specs, known = self._role_files()
         raw = self._variables(list(dict.fromkeys(everyone + hosts)), task_vars)
         resolved = {h: HostSettings(self._loader, defaults, v) for h, v in raw.items()}
         spec_problems = {h: self._spec_problems(h, resolved[h], specs, groups) for h in hosts}
-        errors = inventory.inventory_errors(hosts, groups, resolved, spec_problems)
+        errors = inventory.inventory_errors(hosts, groups, resolved, spec_problems,
+                                            exists=lambda path: os.path.exists(os.path.expanduser(path)))
+        errors += inventory.rules.shadowed_vars_files(self._vars_listing(task_vars))
+        warnings = inventory.inventory_warnings(hosts, resolved, known)
+        if warnings:
+            result["warnings"] = warnings
         if errors:
             result.update(failed=True, errors=errors,
                           msg="The inventory is not valid; nothing was changed:\n- " + "\n- ".join(errors))
@@ -109,6 +153,24 @@ class ActionModule(ActionBase):
             result.update(changed=False, hosts=hosts,
                           msg=f"inventory valid ({len(hosts)} host{'s' if len(hosts) != 1 else ''} checked)")
         return result
+
+    @staticmethod
+    def _vars_listing(task_vars):
+        """The entries of every group_vars and host_vars directory beside the inventory sources and the
+        playbook."""
+        bases = []
+        for source in task_vars.get("ansible_inventory_sources") or []:
+            source = str(source)
+            bases.append(source if os.path.isdir(source) else os.path.dirname(source))
+        if task_vars.get("playbook_dir"):
+            bases.append(str(task_vars["playbook_dir"]))
+        listing = {}
+        for base in dict.fromkeys(bases):
+            for kind in ("group_vars", "host_vars"):
+                where = os.path.join(base, kind)
+                if os.path.isdir(where):
+                    listing[where] = [(e.name, e.is_dir()) for e in os.scandir(where)]
+        return listing
 
     @staticmethod
     def _spec_problems(host, settings, specs, groups):
@@ -120,5 +182,5 @@ class ActionModule(ActionBase):
             options = specs.get(role) or {}
             params = {name: settings.get(name) for name in options if name in settings.names()}
             validation = ArgumentSpecValidator(options).validate(params)
-            out += [str(m) for m in validation.error_messages]
+            out += [inventory.rules.spec_message(str(m), params) for m in validation.error_messages]
         return out

@@ -19,13 +19,17 @@ METADATA_MODES = ("kraft", "zookeeper")
 VERSION_RE = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)$")
 CLUSTER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 SHA512_RE = re.compile(r"^[0-9a-fA-F]{128}$")
+# The major releases kafka-metal knows how to install and configure.
+KNOWN_MAJORS = (3, 4)
+# Kafka's node ids are Java ints.
+MAX_NODE_ID = 2**31 - 1
 # Kafka reserves the all-zero and the "one" UUID (Uuid.ZERO_UUID, Uuid.ONE_UUID).
 _RESERVED_IDS = {
     base64.urlsafe_b64encode(bytes(16)).decode().rstrip("="),
     base64.urlsafe_b64encode(bytes(15) + b"\x01").decode().rstrip("="),
 }
 # Directories that must never become Kafka data directories.
-_FORBIDDEN_DIRS = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/opt", "/proc", "/root",
+SYSTEM_DIRS = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/opt", "/proc", "/root",
                    "/run", "/sbin", "/sys", "/tmp", "/usr", "/var", "/var/lib", "/var/log"}
 
 
@@ -61,8 +65,12 @@ def version_errors(value):
         major, minor, _ = parse_version(value)
     except ValidationError as exc:
         return exc.errors
+    if value != value.strip():
+        return [f"kafka_version {value!r} has spaces around it: write it as \"{value.strip()}\""]
     if major < 3 or (major == 3 and minor < 9):
         return [f"kafka_version {value} is not supported: kafka-metal supports 3.9.x and 4.x"]
+    if major not in KNOWN_MAJORS:
+        return [f"kafka_version {value} is not a release kafka-metal knows: it installs 3.9.x and 4.x"]
     return []
 
 
@@ -135,6 +143,9 @@ def _node_id_errors(host, node_id):
                 "in the inventory (host_vars or the host line)"]
     if isinstance(node_id, bool) or not isinstance(node_id, (int, str)) or not str(node_id).isdigit():
         return [f"host {host}: kafka_node_id {node_id!r} must be a non-negative integer"]
+    if int(node_id) > MAX_NODE_ID:
+        return [f"host {host}: kafka_node_id {node_id} is beyond Kafka's range: use a whole number from 0 to "
+                f"{MAX_NODE_ID}"]
     return []
 
 
@@ -268,7 +279,7 @@ def _dir_errors(var, d):
     if not path.startswith("/"):
         return [f"{var} entry {path!r} is not an absolute path"]
     norm = "/" + "/".join(p for p in path.split("/") if p)
-    if norm in _FORBIDDEN_DIRS:
+    if norm in SYSTEM_DIRS:
         return [f"{var} entry {path!r} is a system directory: use a dedicated directory such as "
                 "/var/lib/kafka/data (or a mounted data disk)"]
     return []
@@ -284,6 +295,13 @@ def quorum_voters(controllers, port):
     for _host, (node_id, address) in sorted(controllers.items(), key=lambda kv: int(kv[1][0])):
         parts.append(f"{int(node_id)}@{address}:{int(port)}")
     return ",".join(parts)
+
+
+def replication_defaults(broker_count):
+    """kafka-metal's replication factor and minimum in-sync replicas for a cluster of this many brokers."""
+    rf = min(3, max(1, broker_count))
+    isr = min(2, max(1, broker_count - 1)) if broker_count > 1 else 1
+    return rf, isr
 
 
 def node_roles(host, controllers, brokers):
@@ -312,8 +330,7 @@ def kraft_properties(*, roles, node_id, voters, advertised_host, ports, log_dirs
     if "broker" in roles:
         listeners += [f"CLIENT://{bind_address}:{ports['client']}",
                       f"INTERNAL://{bind_address}:{ports['internal']}"]
-        rf = str(min(3, max(1, broker_count)))
-        isr = str(min(2, max(1, broker_count - 1)) if broker_count > 1 else 1)
+        rf, isr = (str(n) for n in replication_defaults(broker_count))
         props.update({
             "advertised.listeners": (f"CLIENT://{advertised_host}:{ports['client']},"
                                      f"INTERNAL://{advertised_host}:{ports['internal']}"),

@@ -18,10 +18,12 @@ A problem found on several hosts is reported once, with the hosts it concerns.
 
 from __future__ import annotations
 
+import re
+
+from . import inventory_rules as rules
 from . import luks, tuning
-from .cluster import node_errors, topology_errors
+from .cluster import node_errors, replication_defaults, topology_errors
 from .rolling import connection_problems
-from .zookeeper import ensemble_errors
 
 CONTROLLERS, BROKERS, ZOOKEEPER = "kafka_controllers", "kafka_brokers", "zookeeper"
 GROUPS = (ZOOKEEPER, CONTROLLERS, BROKERS)
@@ -60,10 +62,90 @@ def heap_problem(setting, name):
     return ""
 
 
-def host_problems(host, v, groups):
+def host_roles(host, groups):
+    """The roles a host has in the inventory: ``broker``, ``controller``, ``zookeeper``."""
+    return [role for role, group in (("broker", BROKERS), ("controller", CONTROLLERS), ("zookeeper", ZOOKEEPER))
+            if host in groups.get(group, [])]
+
+
+def broker_settings(v, roles, broker_count, mode):
+    """The replication settings a broker runs with: kafka-metal's for this cluster, then the inventory's."""
+    rf, isr = replication_defaults(broker_count)
+    settings = {"default.replication.factor": rf, "min.insync.replicas": isr,
+                "offsets.topic.replication.factor": rf, "transaction.state.log.replication.factor": rf,
+                "transaction.state.log.min.isr": isr}
+    for name in (["controller_properties"] if "controller" in roles and mode == "kraft" else []) \
+            + ["broker_properties"]:
+        props = v.get(name)
+        if isinstance(props, dict):
+            settings.update(props)
+    return settings
+
+
+def role_problems(host, v, groups, exists=None):
+    """The rules of :mod:`inventory_rules` that concern one host: its ports and advertised host, its storage,
+    the settings kafka-metal owns, replication, heap floors, files on the controller."""
+    get = v.get
+    roles = host_roles(host, groups)
+    mode = get("kafka_metadata_mode", "kraft")
+    out = rules.port_problems(rules.node_ports(v, roles, mode))
+    if "broker" in roles or "controller" in roles:
+        out += rules.advertised_host_problems("kafka_advertised_host", get("kafka_advertised_host"))
+    if "zookeeper" in roles:
+        out += rules.advertised_host_problems("zookeeper_advertised_host", get("zookeeper_advertised_host"))
+        out += rules.owned_setting_problems("zookeeper_properties", get("zookeeper_properties"),
+                                            rules.OWNED_ZOOKEEPER_SETTINGS)
+        out += rules.heap_problems("zookeeper_heap_size", get("zookeeper_heap_size"))
+    if "controller" in roles:
+        out += rules.owned_setting_problems("controller_properties", get("controller_properties"))
+        out += rules.heap_problems("controller_heap_size", get("controller_heap_size"))
+    if "broker" in roles:
+        brokers = len(groups.get(BROKERS, []))
+        disks = get("tuning_data_disks") or []
+        if disks and isinstance(disks, list):
+            dirs, var = [d.get("path") for d in disks if isinstance(d, dict)], "tuning_data_disks"
+        else:
+            dirs, var = get("broker_log_dirs"), "broker_log_dirs"
+        if isinstance(dirs, str):
+            dirs = dirs.split(",")
+        out += rules.storage_problems(dirs if isinstance(dirs, list) else [], var,
+                                      get("kafka_metadata_dir") if mode == "kraft" else None,
+                                      report_twice=var == "broker_log_dirs")
+        out += rules.owned_setting_problems("broker_properties", get("broker_properties"))
+        out += rules.heap_problems("broker_heap_size", get("broker_heap_size"))
+        settings = broker_settings(v, roles, brokers, mode)
+        out += rules.replication_problems(settings, brokers)
+        if mode == "zookeeper":
+            out += rules.zookeeper_broker_id_problems(get("kafka_node_id"), settings)
+        out += rules.topic_problems(get("kafka_topics"), brokers, settings.get("min.insync.replicas"))
+        out += rules.user_problems(get("kafka_users"))
+        out += rules.acl_problems(get("kafka_acls"))
+    if exists is not None:
+        out += rules.controller_file_problems(v, exists)
+    return out
+
+
+def advertised_endpoints(groups, resolved):
+    """What each Kafka node and ZooKeeper member advertises: host -> [(port variable, host, port)]."""
+    out = {}
+    for host in dict.fromkeys(h for g in GROUPS for h in groups.get(g, [])):
+        v = resolved[host]
+        roles = host_roles(host, groups)
+        mode = v.get("kafka_metadata_mode", "kraft")
+        adv = v.get("kafka_advertised_host")
+        items = [(name, adv, port) for name, port in rules.node_ports(v, roles, mode).items()
+                 if name.startswith(("broker_", "kafka_controller"))]
+        zk_adv = v.get("zookeeper_advertised_host")
+        items += [(name, zk_adv, port) for name, port in rules.node_ports(v, ["zookeeper"], mode).items()
+                  if "zookeeper" in roles]
+        out[host] = items
+    return out
+
+
+def host_problems(host, v, groups, exists=None):
     """Problems of one host. ``v`` maps variable name to its resolved value (role defaults included);
-    ``groups`` maps group name to its hosts."""
-    out = []
+    ``groups`` maps group name to its hosts; ``exists(path)`` says whether a file is on the controller."""
+    out = role_problems(host, v, groups, exists)
     get = v.get
     out += tuning_problems(get("tuning_data_disks") or [], get("tuning_sysctls"), get("tuning_sysctl_overrides"),
                            get("tuning_thp_enabled", "madvise"), get("tuning_thp_defrag", "madvise"),
@@ -99,7 +181,7 @@ def host_problems(host, v, groups):
     return [p for p in out if p]
 
 
-def inventory_errors(hosts, groups, resolved, spec_problems=None):
+def inventory_errors(hosts, groups, resolved, spec_problems=None, exists=None):
     """Every problem of the inventory, each naming the hosts or group it concerns and the fix.
 
     ``hosts``: the hosts to check (those of the run); ``groups``: group name to hosts (the whole inventory);
@@ -110,16 +192,30 @@ def inventory_errors(hosts, groups, resolved, spec_problems=None):
     """
     by_problem = {}
     for host in hosts:
-        found_here = host_problems(host, resolved[host], groups)
-        # values that could not be templated (recorded by the caller's mapping as it was read) come first
-        found_here = list(getattr(resolved[host], "problems", ())) + list((spec_problems or {}).get(host, [])) \
-            + found_here
+        specs = list((spec_problems or {}).get(host, []))
+        found_here = host_problems(host, resolved[host], groups, exists)
+        # values that could not be templated (recorded by the caller's mapping as it was read) come first, then
+        # what the argument specs say; what follows from either (an empty value, a wrong type, a port that is not
+        # a number) is not reported again
+        settled = set(getattr(resolved[host], "unresolved", ())) | {n for n in map(rules.spec_names, specs) if n}
+        if settled:
+            pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(settled))) + r")(?![\w])")
+            found_here = [p for p in found_here if not pattern.search(p)]
+            specs = [p for p in specs if not any(re.search(rf"(?<![\w.]){re.escape(n)}(?![\w])", p)
+                                                 for n in getattr(resolved[host], "unresolved", ()))]
+        found_here = list(getattr(resolved[host], "problems", ())) + specs + found_here
         for problem in found_here:
             found = by_problem.setdefault(problem, [])
             if host not in found:
                 found.append(host)
-    errors = [(f"host {found[0]}: " if len(found) == 1 else f"hosts {', '.join(found)}: ") + problem
-              for problem, found in by_problem.items()]
+    def concerned(found):
+        if len(found) == 1:
+            return f"host {found[0]}: "
+        if len(found) == len(hosts) and len(found) > 3:
+            return f"every host ({len(found)}): "
+        return f"hosts {', '.join(found)}: "
+
+    errors = [concerned(found) + problem for problem, found in by_problem.items()]
 
     members = {g: list(groups.get(g, [])) for g in GROUPS}
     everyone = [h for g in GROUPS for h in members[g]]
@@ -131,6 +227,12 @@ def inventory_errors(hosts, groups, resolved, spec_problems=None):
                       + "; ".join(f"{m}: {', '.join(sorted(set(hs)))}" for m, hs in sorted(modes.items()))
                       + "): a cluster has one metadata mode; set it once, in group_vars/all")
     mode = next(iter(modes), "kraft") if len(modes) == 1 else None
+    errors += [f"inventory: {e}" for e in rules.endpoint_clashes(advertised_endpoints(groups, resolved))]
+    if mode == "kraft" and members[ZOOKEEPER]:
+        errors.append(f"inventory: {', '.join(members[ZOOKEEPER])} "
+                      f"{'is' if len(members[ZOOKEEPER]) == 1 else 'are'} in the zookeeper group, but "
+                      "kafka_metadata_mode is kraft, where nothing runs ZooKeeper: take them out of the group, or set "
+                      "kafka_metadata_mode: zookeeper")
     for setting in GROUP_NAME_SETTINGS:
         named = sorted({h for h in everyone if setting in resolved[h]})
         if named:
@@ -143,6 +245,13 @@ def inventory_errors(hosts, groups, resolved, spec_problems=None):
 
         errors += [f"inventory: {e}" for e in topology_errors(
             ids(CONTROLLERS, "kafka_node_id"), ids(BROKERS, "kafka_node_id"), mode, ids(ZOOKEEPER, "zookeeper_id"))]
-        if mode == "kraft" and members[ZOOKEEPER]:
-            errors += [f"inventory: {e}" for e in ensemble_errors(ids(ZOOKEEPER, "zookeeper_id"))]
     return errors
+
+
+def inventory_warnings(hosts, resolved, known):
+    """Variables set for these hosts that look like kafka-metal settings but are none (a misspelt name is read by
+    nothing): one warning per name."""
+    names = set()
+    for host in hosts:
+        names |= set(getattr(resolved[host], "set_names", lambda: ())())
+    return rules.misspelt_setting_warnings(names, known)

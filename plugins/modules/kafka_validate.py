@@ -23,8 +23,27 @@ description:
     ZooKeeper ensemble with unique ids), one metadata mode for every host, and no setting that tries to
     rename the inventory groups (their names are fixed, C(kafka_controllers), C(kafka_brokers) and
     C(zookeeper); an inventory's own groups go under them as children).
+  - Per host also the rules of a sound cluster that no type can say, namely listener ports in range and
+    distinct on each host, an advertised host without scheme or port, explicit heaps large enough to
+    start, log and data-disk directories neither repeated nor nested, no setting kafka-metal writes
+    itself (node id, roles, listeners, quorum, log directories) overridden through C(broker_properties),
+    C(controller_properties) or C(zookeeper_properties), replication settings the brokers can meet,
+    the files the inventory names on the controller, and the C(kafka_topics), C(kafka_users) and
+    C(kafka_acls) entries Kafka would refuse. Once, two nodes advertising the same host and port, and
+    ZooKeeper hosts in a KRaft cluster.
+  - A value whose expression uses an undefined variable names that variable (and, for a C(vault_)
+    variable, where a vault file goes). A variable that looks like a kafka-metal setting but is none
+    (a misspelt name) is warned about, with the setting it resembles.
   - A problem found on several hosts is reported once, with the hosts it concerns.
 options:
+  require_hosts:
+    description:
+      - Only check that the inventory has hosts in kafka-metal's groups, and fail when it has none
+        (an inventory Ansible could not read, an empty one, or one whose groups are misspelt, which
+        would otherwise end in success having done nothing). Run it from C(localhost) before the
+        validation of the hosts.
+    type: bool
+    default: false
   hosts:
     description:
       - The hosts to check, usually V({{ ansible_play_hosts_all }}). The cluster's shape is always checked

@@ -17,14 +17,17 @@ REPO = Path(__file__).resolve().parents[2]
 CHECKSUM = "ab" * 64
 
 
-def inventory(controllers=3, brokers=3, ids=None, zookeepers=0, zk_ids=None, **group_vars):
+def inventory(controllers=3, brokers=3, ids=None, zookeepers=0, zk_ids=None, advertised=None, **group_vars):
+    """Hosts that all point at 127.0.0.1:1; each advertises a name of its own (``advertised``: one for all)."""
     ids, zk_ids = ids or {}, zk_ids or {}
     hosts = {}
     c = {f"c{i}": {"kafka_node_id": ids.get(f"c{i}", i)} for i in range(1, controllers + 1)}
     b = {f"b{i}": {"kafka_node_id": ids.get(f"b{i}", 100 + i)} for i in range(1, brokers + 1)}
     z = {f"z{i}": {"zookeeper_id": zk_ids.get(f"z{i}", i)} for i in range(1, zookeepers + 1)}
     for name in list(c) + list(b) + list(z):
-        hosts[name] = {"ansible_host": "127.0.0.1", "ansible_port": 1}
+        hosts[name] = {"ansible_host": "127.0.0.1", "ansible_port": 1,
+                       "kafka_advertised_host": advertised or f"{name}.example.net",
+                       "zookeeper_advertised_host": advertised or f"{name}.example.net"}
     all_vars = {"kafka_archive_checksum": CHECKSUM, "kafka_admin_password": "a-long-enough-admin-secret",
                 **group_vars}
     return {"all": {"vars": all_vars, "hosts": hosts,
@@ -59,7 +62,9 @@ CASES = {
     "log.dirs empty": (inventory(broker_log_dirs=[]), "broker_log_dirs is empty"),
     # the role's argument spec (choices) catches this one before the validator does
     "unknown mode": (inventory(kafka_metadata_mode="etcd"),
-                     "kafka_metadata_mode must be one of: kraft, zookeeper, got: etcd"),
+                     "kafka_metadata_mode must be one of kraft, zookeeper, got etcd"),
+    "wrong type, in one line": (inventory(broker_client_port="abc"),
+                                "hosts b1, b2, b3: broker_client_port must be a whole number, got 'abc'\n"),
     "malformed version": (inventory(kafka_version="4.1"), "kafka_version '4.1' is malformed"),
     "YAML boolean": (inventory(broker_properties={"auto.create.topics.enable": True}),
                      "broker_properties.auto.create.topics.enable is the YAML boolean True"),
@@ -79,9 +84,64 @@ CASES = {
     "group renamed": (inventory(kafka_brokers_group="brokers_east"),
                       "kafka_brokers_group is set (b1, b2, b3, c1, c2, c3), but the inventory groups have fixed names"),
     "expression that cannot resolve": (inventory(kafka_cluster_name="{{ no_such_variable }}"),
-                                       "kafka_cluster_name cannot be resolved ('no_such_variable' is undefined)"),
+                                       "kafka_cluster_name uses no_such_variable, which is not defined: define "
+                                       "no_such_variable in the inventory"),
     "one problem on every broker, reported once": (inventory(broker_heap_size="lots"),
                                                    "hosts b1, b2, b3: broker_heap_size must be a size like 512m"),
+    # listener ports and advertised hosts
+    "two listeners on one port": (inventory(broker_internal_port=9092),
+                                  "hosts b1, b2, b3: broker_client_port and broker_internal_port are all 9092"),
+    "port out of range": (inventory(kafka_controller_port=70000),
+                          "kafka_controller_port must be a port number from 1 to 65535, got 70000"),
+    "advertised host with a port": (inventory(advertised="kafka.example.net:9092"),
+                                    "kafka_advertised_host 'kafka.example.net:9092' carries a port"),
+    "two nodes advertising one endpoint": (inventory(advertised="kafka.example.net"),
+                                           "b1, b2, b3 all advertise kafka.example.net:9092"),
+    # versions, ids and sizes
+    "version with spaces": (inventory(kafka_version="4.1.1 "), "kafka_version '4.1.1 ' has spaces around it"),
+    "unknown major version": (inventory(kafka_version="5.0.0"), "kafka_version 5.0.0 is not a release kafka-metal"),
+    "node id beyond Kafka's range": (inventory(ids={"b1": 2**31}), "kafka_node_id 2147483648 is beyond Kafka's range"),
+    "heap too small to start": (inventory(broker_heap_size="64m"), "broker_heap_size 64m is below the 256m"),
+    # storage
+    "log dirs nested": (inventory(broker_log_dirs=["/data", "/data/kafka"]),
+                        "broker_log_dirs entry /data/kafka is inside /data"),
+    "same log dir twice": (inventory(broker_log_dirs=["/data/a", "/data/a/"]), "broker_log_dirs lists /data/a twice"),
+    # replication
+    "min.insync.replicas above the factor": (
+        inventory(broker_properties={"default.replication.factor": "2", "min.insync.replicas": "3"}),
+        "broker_properties.min.insync.replicas is 3, above default.replication.factor (2)"),
+    "replication factor above the brokers": (inventory(broker_properties={"default.replication.factor": "5"}),
+                                             "default.replication.factor is 5 but the cluster has 3 brokers"),
+    # settings kafka-metal owns
+    "node.id overridden": (inventory(broker_properties={"node.id": "7"}),
+                           "broker_properties sets node.id, which kafka-metal writes itself"),
+    "listeners overridden": (inventory(controller_properties={"listeners": "CONTROLLER://:9093"}),
+                             "controller_properties sets listeners, which kafka-metal writes itself"),
+    # files on the controller
+    "archive not on the controller": (inventory(kafka_archive_src="/nonexistent/kafka_2.13-4.1.1.tgz"),
+                                      "kafka_archive_src /nonexistent/kafka_2.13-4.1.1.tgz does not exist on the "
+                                      "controller"),
+    "certificate not on the controller": (inventory(kafka_tls_byo={"certificate": "/nonexistent/b1.pem"}),
+                                          "kafka_tls_byo.certificate /nonexistent/b1.pem does not exist"),
+    # declarative state
+    "topic Kafka refuses": (inventory(kafka_topics=[{"name": "orders", "partitions": 0}]),
+                            "kafka_topics entry orders: partitions must be a whole number of at least 1"),
+    "topic replication above the brokers": (inventory(kafka_topics=[{"name": "orders", "replication_factor": 4}]),
+                                            "replication_factor 4 is more than the 3 brokers"),
+    "ACL with an unknown operation": (
+        inventory(kafka_acls=[{"principal": "User:a", "operation": "push", "resource_type": "topic",
+                               "resource_name": "t"}]), "kafka_acls[0]: ACL operation must be one of"),
+    "ACL principal without a type": (
+        inventory(kafka_acls=[{"principal": "alice", "operation": "read", "resource_type": "topic",
+                               "resource_name": "t"}]), "ACL principal must look like User:alice"),
+    "user without a password": (inventory(kafka_users=[{"name": "billing"}]),
+                                "kafka_users entry billing has no password"),
+    # groups
+    "zookeeper hosts in KRaft mode": (inventory(zookeepers=3),
+                                      "z1, z2, z3 are in the zookeeper group, but kafka_metadata_mode is kraft"),
+    "undefined vault variable": (inventory(kafka_admin_password="{{ vault_kafka_admin_password }}"),
+                                 "kafka_admin_password uses vault_kafka_admin_password, which is not defined: put "
+                                 "vault_kafka_admin_password in an encrypted vault file"),
     "controllers in zookeeper mode": (inventory(controllers=3, zookeepers=3, kafka_metadata_mode="zookeeper",
                                                 kafka_version="3.9.1"),
                                       "in ZooKeeper mode the controller is one of the brokers"),
@@ -97,6 +157,42 @@ def test_bad_inventory_refused_before_any_host_changes(tmp_path, case):
             or "Validation of arguments failed" in out)
     assert expected in out, out[-3000:]
     assert "UNREACHABLE" not in out, "validation let a bad inventory through to a host play"
+
+
+def run_text(tmp_path, text, name="hosts.yml"):
+    path = tmp_path / name
+    path.write_text(text)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"))
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "site.yml", "-i", str(path)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+NOTHING_TO_DO = {
+    "empty inventory": ("all: {}\n", "has no host in kafka_controllers, kafka_brokers or zookeeper"),
+    "misspelt groups": ("all:\n  children:\n    kafka_broker:\n      hosts:\n        b1: {ansible_port: 1}\n",
+                        "the group kafka_broker (did you mean kafka_brokers?) is not kafka-metal's"),
+    "unparsable inventory": ("all:\n  children: [kafka_brokers\n", "Unable to parse"),
+    "duplicate key": ("all:\n  hosts:\n    b1: {kafka_node_id: 1}\n  hosts:\n    b2: {kafka_node_id: 2}\n",
+                      "Found duplicate mapping key 'hosts'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOTHING_TO_DO))
+def test_an_inventory_with_nothing_to_do_fails(tmp_path, case):
+    text, expected = NOTHING_TO_DO[case]
+    rc, out = run_text(tmp_path, text)
+    assert rc != 0, out[-3000:]
+    assert expected in out, out[-3000:]
+    assert "UNREACHABLE" not in out
+
+
+def test_a_misspelt_setting_is_warned_about(tmp_path):
+    rc, out = run_site(tmp_path, inventory(kafka_admin_pasword="x"))
+    assert "kafka_admin_pasword is not a kafka-metal setting, and nothing reads it: did you mean " \
+           "kafka_admin_password?" in out, out[-3000:]
+    assert "UNREACHABLE" in out  # a warning, not a refusal
 
 
 def test_every_problem_reported_at_once(tmp_path):

@@ -13,7 +13,11 @@ BASE = {"kafka_version": "4.1.1", "kafka_metadata_mode": "kraft", "kafka_cluster
         "kafka_super_users": [], "broker_log_dirs": ["/var/lib/kafka/data"], "broker_properties": {},
         "controller_properties": {}, "broker_heap_size": "auto", "controller_heap_size": "auto",
         "tuning_data_disks": [], "tuning_sysctls": {"vm.swappiness": 1}, "tuning_sysctl_overrides": {},
-        "tuning_thp_enabled": "madvise", "tuning_thp_defrag": "madvise", "tuning_luks": {}}
+        "tuning_thp_enabled": "madvise", "tuning_thp_defrag": "madvise", "tuning_luks": {},
+        "broker_client_port": 9092, "broker_internal_port": 9091, "kafka_controller_port": 9093, "kafka_jmx_port": 0,
+        "zookeeper_client_port": 2181, "zookeeper_peer_port": 2888, "zookeeper_election_port": 3888,
+        "zookeeper_heap_size": "512m", "zookeeper_properties": {}, "kafka_topics": [], "kafka_users": [],
+        "kafka_acls": []}
 
 
 class Settings(dict):
@@ -30,6 +34,8 @@ def cluster(controllers=3, brokers=3, zookeepers=0, common=None, per_host=None):
     for i, h in enumerate(h for g in groups.values() for h in g):
         v = Settings(BASE, **(common or {}), **(per_host or {}).get(h, {}))
         v.setdefault("kafka_node_id", 100 + i)
+        v.setdefault("kafka_advertised_host", f"{h}.example.net")
+        v.setdefault("zookeeper_advertised_host", f"{h}.example.net")
         v.setdefault("zookeeper_id", i + 1)
         resolved[h] = v
     return groups, resolved
