@@ -131,6 +131,27 @@ def test_check_mode_plans_nothing_on_an_unchanged_cluster(rolling_scenario, clus
     assert main_pids(cluster) == before
 
 
+def test_the_installed_wheel_plans_the_same_roll_outside_the_checkout(rolling_scenario, cluster, inventory,
+                                                                     tmp_path_factory):
+    """The command line as an operator installs it (the wheel, in a venv of its own, run from a directory
+    that is not the checkout and with no collection path set) reads the same cluster and plans the same."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.wheelenv import build_and_install, clean_env
+
+    where = tmp_path_factory.mktemp("installed")
+    venv = build_and_install(where)
+    # the lab's connection settings and the scenario's vault password, nothing of the checkout
+    env = clean_env(venv, keep=[k for k in os.environ if k.startswith(("ANSIBLE_VAULT", "KAFKA_METAL_"))]
+                    + ["SSH_AUTH_SOCK"])
+    before = main_pids(cluster)
+    proc = subprocess.run(["kafka-metal", "roll", "--check", "-i", inventory], env=env, cwd=where,
+                          capture_output=True, text=True, timeout=900)
+    print(proc.stdout[-3000:], proc.stderr[-3000:])
+    assert proc.returncode == 0
+    assert "preflight passed" in proc.stdout and proc.stdout.count("unchanged since it started") == 6
+    assert main_pids(cluster) == before
+
+
 def test_preflight_refuses_when_a_broker_is_already_down(rolling_scenario, cluster, inventory, bootstrap,
                                                          client_conf):
     smoke.create_topic(bootstrap, "rolling-preflight", 6, 3, 2, extra=client_conf)
