@@ -10,6 +10,7 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.metal.kafka.plugins.module_utils.pki import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
     KEY_TYPES,
     MAX_LEAF_DAYS,
     BundleError,
@@ -65,6 +66,9 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        if CRYPTOGRAPHY_IMPORT_ERROR is not None:
+            raise AnsibleActionFail("kafka_certificate needs the Python library cryptography on the controller "
+                                    f"({CRYPTOGRAPHY_IMPORT_ERROR}): install it into the Python that runs Ansible")
         host = args.get("host") or task_vars.get("inventory_hostname")
         if not host:
             raise AnsibleActionFail("kafka_certificate: host is not set and there is no inventory_hostname")

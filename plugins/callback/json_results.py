@@ -4,10 +4,6 @@
 
 from __future__ import annotations
 
-import json
-
-from ansible.plugins.callback import CallbackBase
-
 DOCUMENTATION = r"""
 name: json_results
 type: stdout
@@ -22,6 +18,10 @@ description:
     and its C(tree) callback is deprecated.
   - Results pass through Ansible's own cleaning, so what a module marks C(no_log) is censored.
 """
+
+import json
+
+from ansible.plugins.callback import CallbackBase
 
 
 class CallbackModule(CallbackBase):

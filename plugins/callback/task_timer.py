@@ -4,10 +4,6 @@
 
 from __future__ import annotations
 
-import time
-
-from ansible.plugins.callback import CallbackBase
-
 DOCUMENTATION = r"""
 name: task_timer
 type: aggregate
@@ -26,6 +22,10 @@ options:
     env:
       - name: KAFKA_METAL_TASK_TIMER_TOP
 """
+
+import time
+
+from ansible.plugins.callback import CallbackBase
 
 
 def slowest(durations: dict[str, float], top: int) -> list[tuple[str, float]]:

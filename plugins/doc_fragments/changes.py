@@ -13,5 +13,5 @@ attributes:
     support: full
     description: Shows the state before and after.
 author:
-  - kafka-metal contributors
+  - kafka-metal maintainers (@kafka-metal)
 """

@@ -13,5 +13,5 @@ attributes:
     support: none
     description: Nothing changes, so there is no diff.
 author:
-  - kafka-metal contributors
+  - kafka-metal maintainers (@kafka-metal)
 """

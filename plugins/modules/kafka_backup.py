@@ -54,11 +54,13 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    description: Can run in check mode and return changed status prediction without modifying target.
     details: Reports whether a backup would be taken; reads nothing else and writes nothing.
   diff_mode:
     support: none
+    description: Returns no diff (a backup is new data, not a change to compare).
 author:
-  - kafka-metal contributors
+  - kafka-metal maintainers (@kafka-metal)
 """
 
 EXAMPLES = r"""

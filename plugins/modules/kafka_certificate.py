@@ -115,8 +115,9 @@ attributes:
     description: Reports what would be created, issued or rebuilt, and writes nothing (not even the CA).
   diff_mode:
     support: none
+    description: Returns no diff (the result says what was issued or rebuilt, and why).
 author:
-  - kafka-metal contributors
+  - kafka-metal maintainers (@kafka-metal)
 notes:
   - >-
     The result holds the key password in RV(key_password), and nowhere else. Run the task with

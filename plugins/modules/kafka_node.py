@@ -178,7 +178,8 @@ def build_module():
             files=dict(type="list", elements="dict", default=[], options=_FILE),
             # only the contents are secret: masking the whole entries would mask their paths, owners and modes
             # wherever they appear in the output
-            secret_files=dict(type="list", elements="dict", default=[],
+            # the entries' paths and owners are shown; only their content is secret (no_log on it)
+            secret_files=dict(type="list", elements="dict", default=[], no_log=False,
                               options=dict(_FILE, mode=dict(type="str", default="0600"),
                                            content=dict(type="str", required=True, no_log=True))),
             links=dict(type="list", elements="dict", default=[], options=dict(

@@ -65,7 +65,7 @@ attributes:
     support: none
     description: The stored files are sanitized copies; they are not shown.
 author:
-  - kafka-metal contributors
+  - kafka-metal maintainers (@kafka-metal)
 """
 
 EXAMPLES = r"""

@@ -62,6 +62,18 @@ options:
         type: list
         elements: dict
         default: []
+        suboptions:
+          address:
+            description: The jump host's name or address.
+            type: str
+            required: true
+          port:
+            description: Its SSH port.
+            type: int
+            default: 22
+          user:
+            description: The user to log in as there (SSH's own default when missing).
+            type: str
       proxy_command:
         description: A C(ProxyCommand) to reach the host through (C(%h), C(%p) are the host and port).
         type: str
@@ -143,7 +155,7 @@ attributes:
     support: none
     description: Restarts have no diff; the result lists every node with the reason.
 author:
-  - kafka-metal contributors
+  - kafka-metal maintainers (@kafka-metal)
 requirements:
   - fabric, paramiko and confluent-kafka on the controller
 """
@@ -179,9 +191,9 @@ summary:
       type: list
     total_s: {description: Wall time of the roll, type: float}
     work_s: {description: Sum of stop + start + catch-up over restarted nodes, type: float}
-    overhead: {description: total_s / work_s - 1 (time spent gating, planning and checking), type: float}
+    overhead: {description: "total_s / work_s - 1 (time spent gating, planning and checking)", type: float}
     restarted: {description: Names of the restarted hosts, type: list}
-    failed: {description: Where and why the roll stopped, or null, type: str}
+    failed: {description: "Where and why the roll stopped, or null", type: str}
 text:
   description: The summary as the command line prints it.
   returned: always
@@ -257,7 +269,7 @@ def main():
     hosts = [rolling.Host(name=h["name"], address=h["address"], groups=h["groups"], port=h["port"], user=h["user"],
                           key_file=h["key_file"], jump=h["jump"], proxy_command=h["proxy_command"],
                           password=h["password"], become_password=h["become_password"]) for h in p["hosts"]]
-    known = os.path.expanduser(p["known_hosts"])
+    known = p["known_hosts"]  # a path option: already expanded
     roller = rolling.Roller(hosts, options_from_params(p, module.check_mode),
                             rolling.FabricRemote(known if os.path.exists(known) else None), report)
     try:

@@ -57,11 +57,13 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    description: Reports what would change without changing anything.
   diff_mode:
     support: full
+    description: Shows the credential's mechanism and iterations before and after (never the password).
     details: The diff shows the user, mechanism and iterations, never the password.
 author:
-  - kafka-metal contributors
+  - kafka-metal maintainers (@kafka-metal)
 """
 
 EXAMPLES = r"""

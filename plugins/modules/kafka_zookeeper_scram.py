@@ -55,7 +55,7 @@ attributes:
     support: full
     description: Shows the user and mechanism (never the password).
 author:
-  - kafka-metal contributors
+  - kafka-metal maintainers (@kafka-metal)
 """
 
 EXAMPLES = r"""
