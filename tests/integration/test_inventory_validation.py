@@ -63,8 +63,6 @@ CASES = {
     # the role's argument spec (choices) catches this one before the validator does
     "unknown mode": (inventory(kafka_metadata_mode="etcd"),
                      "kafka_metadata_mode must be one of kraft, zookeeper, got etcd"),
-    "wrong type, in one line": (inventory(broker_client_port="abc"),
-                                "hosts b1, b2, b3: broker_client_port must be a whole number, got 'abc'\n"),
     "malformed version": (inventory(kafka_version="4.1"), "kafka_version '4.1' is malformed"),
     "YAML boolean": (inventory(broker_properties={"auto.create.topics.enable": True}),
                      "broker_properties.auto.create.topics.enable is the YAML boolean True"),
@@ -88,64 +86,79 @@ CASES = {
                                        "no_such_variable in the inventory"),
     "one problem on every broker, reported once": (inventory(broker_heap_size="lots"),
                                                    "hosts b1, b2, b3: broker_heap_size must be a size like 512m"),
-    # listener ports and advertised hosts
-    "two listeners on one port": (inventory(broker_internal_port=9092),
-                                  "hosts b1, b2, b3: broker_client_port and broker_internal_port are all 9092"),
-    "port out of range": (inventory(kafka_controller_port=70000),
-                          "kafka_controller_port must be a port number from 1 to 65535, got 70000"),
-    "advertised host with a port": (inventory(advertised="kafka.example.net:9092"),
-                                    "kafka_advertised_host 'kafka.example.net:9092' carries a port"),
-    "two nodes advertising one endpoint": (inventory(advertised="kafka.example.net"),
-                                           "b1, b2, b3 all advertise kafka.example.net:9092"),
-    # versions, ids and sizes
-    "version with spaces": (inventory(kafka_version="4.1.1 "), "kafka_version '4.1.1 ' has spaces around it"),
-    "unknown major version": (inventory(kafka_version="5.0.0"), "kafka_version 5.0.0 is not a release kafka-metal"),
-    "node id beyond Kafka's range": (inventory(ids={"b1": 2**31}), "kafka_node_id 2147483648 is beyond Kafka's range"),
-    "heap too small to start": (inventory(broker_heap_size="64m"), "broker_heap_size 64m is below the 256m"),
-    # storage
-    "log dirs nested": (inventory(broker_log_dirs=["/data", "/data/kafka"]),
-                        "broker_log_dirs entry /data/kafka is inside /data"),
-    "same log dir twice": (inventory(broker_log_dirs=["/data/a", "/data/a/"]), "broker_log_dirs lists /data/a twice"),
-    # replication
-    "min.insync.replicas above the factor": (
-        inventory(broker_properties={"default.replication.factor": "2", "min.insync.replicas": "3"}),
-        "broker_properties.min.insync.replicas is 3, above default.replication.factor (2)"),
-    "replication factor above the brokers": (inventory(broker_properties={"default.replication.factor": "5"}),
-                                             "default.replication.factor is 5 but the cluster has 3 brokers"),
-    # settings kafka-metal owns
-    "node.id overridden": (inventory(broker_properties={"node.id": "7"}),
-                           "broker_properties sets node.id, which kafka-metal writes itself"),
-    "listeners overridden": (inventory(controller_properties={"listeners": "CONTROLLER://:9093"}),
-                             "controller_properties sets listeners, which kafka-metal writes itself"),
-    # files on the controller
-    "archive not on the controller": (inventory(kafka_archive_src="/nonexistent/kafka_2.13-4.1.1.tgz"),
-                                      "kafka_archive_src /nonexistent/kafka_2.13-4.1.1.tgz does not exist on the "
-                                      "controller"),
-    "certificate not on the controller": (inventory(kafka_tls_byo={"certificate": "/nonexistent/b1.pem"}),
-                                          "kafka_tls_byo.certificate /nonexistent/b1.pem does not exist"),
-    # declarative state
-    "topic Kafka refuses": (inventory(kafka_topics=[{"name": "orders", "partitions": 0}]),
-                            "kafka_topics entry orders: partitions must be a whole number of at least 1"),
-    "topic replication above the brokers": (inventory(kafka_topics=[{"name": "orders", "replication_factor": 4}]),
-                                            "replication_factor 4 is more than the 3 brokers"),
-    "ACL with an unknown operation": (
-        inventory(kafka_acls=[{"principal": "User:a", "operation": "push", "resource_type": "topic",
-                               "resource_name": "t"}]), "kafka_acls[0]: ACL operation must be one of"),
-    "ACL principal without a type": (
-        inventory(kafka_acls=[{"principal": "alice", "operation": "read", "resource_type": "topic",
-                               "resource_name": "t"}]), "ACL principal must look like User:alice"),
-    "user without a password": (inventory(kafka_users=[{"name": "billing"}]),
-                                "kafka_users entry billing has no password"),
-    # groups
-    "zookeeper hosts in KRaft mode": (inventory(zookeepers=3),
-                                      "z1, z2, z3 are in the zookeeper group, but kafka_metadata_mode is kraft"),
-    "undefined vault variable": (inventory(kafka_admin_password="{{ vault_kafka_admin_password }}"),
-                                 "kafka_admin_password uses vault_kafka_admin_password, which is not defined: put "
-                                 "vault_kafka_admin_password in an encrypted vault file"),
+    "wrong type, in one line": (inventory(broker_client_port="abc"),
+                                "hosts b1, b2, b3: broker_client_port must be a whole number, got 'abc'\n"),
     "controllers in zookeeper mode": (inventory(controllers=3, zookeepers=3, kafka_metadata_mode="zookeeper",
                                                 kafka_version="3.9.1"),
                                       "in ZooKeeper mode the controller is one of the brokers"),
 }
+
+
+# One mistake of every kind the rules know, several to a run (each rule alone is unit-tested on its message in
+# tests/unit/test_inventory_rules.py): every one is reported, before any host is touched.
+def _with_hosts(inv, **host_vars):
+    for name, values in host_vars.items():
+        inv["all"]["hosts"][name].update(values)
+    return inv
+
+
+MISTAKES_AT_ONCE = {
+    "listeners, versions, ids and sizes, storage": (
+        _with_hosts(inventory(kafka_version="4.1.1 ", broker_heap_size="64m",
+                              broker_log_dirs=["/data", "/data/kafka", "/data/kafka/"]),
+                    c1={"kafka_controller_port": 70000}, c2={"kafka_jmx_port": 9093},
+                    b1={"broker_internal_port": 9092}, b2={"kafka_advertised_host": "kafka.example.net:9092"},
+                    b3={"kafka_node_id": 2**31}, c3={"kafka_advertised_host": "c2.example.net"}),
+        ["host c1: kafka_controller_port must be a port number from 1 to 65535, got 70000",
+         "host c2: kafka_controller_port and kafka_jmx_port are all 9093",
+         "host b1: broker_client_port and broker_internal_port are all 9092",
+         "host b2: kafka_advertised_host 'kafka.example.net:9092' carries a port",
+         "c2, c3 all advertise c2.example.net:9093",
+         "every host (6): kafka_version '4.1.1 ' has spaces around it",
+         "kafka_node_id 2147483648 is beyond Kafka's range",
+         "hosts b1, b2, b3: broker_heap_size 64m is below the 256m",
+         "broker_log_dirs lists /data/kafka twice",
+         "broker_log_dirs entry /data/kafka is inside /data"]),
+    "replication, owned settings, controller files, declarative state": (
+        inventory(broker_properties={"default.replication.factor": "2", "min.insync.replicas": "3", "node.id": "7"},
+                  controller_properties={"listeners": "CONTROLLER://:9093"},
+                  kafka_archive_src="/nonexistent/kafka_2.13-4.1.1.tgz",
+                  kafka_tls_byo={"certificate": "/nonexistent/b1.pem"},
+                  kafka_topics=[{"name": "orders", "partitions": 0}, {"name": "audit", "replication_factor": 4}],
+                  kafka_acls=[{"principal": "User:a", "operation": "push", "resource_type": "topic",
+                               "resource_name": "t"},
+                              {"principal": "alice", "operation": "read", "resource_type": "topic",
+                               "resource_name": "t"}],
+                  kafka_users=[{"name": "billing"}]),
+        ["broker_properties.min.insync.replicas is 3, above default.replication.factor (2)",
+         "broker_properties sets node.id, which kafka-metal writes itself",
+         "controller_properties sets listeners, which kafka-metal writes itself",
+         "kafka_archive_src /nonexistent/kafka_2.13-4.1.1.tgz does not exist on the controller",
+         "kafka_tls_byo.certificate /nonexistent/b1.pem does not exist",
+         "kafka_topics entry orders: partitions must be a whole number of at least 1",
+         "kafka_topics entry audit: replication_factor 4 is more than the 3 brokers",
+         "kafka_acls[0]: ACL operation must be one of",
+         "kafka_acls[1]: ACL principal must look like User:alice",
+         "kafka_users entry billing has no password"]),
+    "groups, versions, secrets": (
+        inventory(zookeepers=3, kafka_version="5.0.0", kafka_admin_password="{{ vault_kafka_admin_password }}",
+                  broker_properties={"default.replication.factor": "5"}),
+        ["z1, z2, z3 are in the zookeeper group, but kafka_metadata_mode is kraft",
+         "kafka_version 5.0.0 is not a release kafka-metal knows",
+         "kafka_admin_password uses vault_kafka_admin_password, which is not defined: put vault_kafka_admin_password "
+         "in an encrypted vault file",
+         "default.replication.factor is 5 but the cluster has 3 brokers"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISTAKES_AT_ONCE))
+def test_every_kind_of_mistake_refused_before_any_host_changes(tmp_path, case):
+    inv, expected = MISTAKES_AT_ONCE[case]
+    rc, out = run_site(tmp_path, inv)
+    assert rc != 0 and "The inventory is not valid; nothing was changed" in out
+    missing = [e for e in expected if e not in out]
+    assert not missing, (missing, out[-4000:])
+    assert "UNREACHABLE" not in out, "validation let a bad inventory through to a host play"
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
