@@ -31,12 +31,16 @@ def _tool(name):
     return str(local) if local.exists() else (shutil.which(name) or name)
 
 
-def run_playbook(playbook, inventories, extra_vars=None):
+def run_playbook(playbook, inventories, extra_vars=None, extra_vars_file=None):
+    """Run a playbook of the collection. ``extra_vars_file`` (a YAML file) passes values that must not
+    appear in the process list, such as passwords."""
     argv = [_tool("ansible-playbook"), str(playbook)]
     for inv in inventories:
         argv += ["-i", str(inv)]
     for key, value in (extra_vars or {}).items():
         argv += ["-e", f"{key}={value}"]
+    if extra_vars_file:
+        argv += ["-e", f"@{extra_vars_file}"]
     return subprocess.run(argv, cwd=REPO_ROOT, env=_ansible_env()).returncode
 
 
@@ -52,8 +56,9 @@ def _topology_version(topology_file):
 
 
 def cmd_demo(args):
-    """Lab hosts up, site.yml, bootstrap servers, produce/consume smoke check."""
-    from . import dist, lab, smoke
+    """Lab hosts up, site.yml (secured as shipped unless --plaintext), a smoke check, then a client
+    configuration and the commands to produce and consume with it."""
+    from . import demo, dist, lab, smoke
 
     t0 = time.monotonic()
     topology = REPO_ROOT / "inventories" / "lab" / f"{args.topology}.yml"
@@ -62,20 +67,23 @@ def cmd_demo(args):
     print(f"kafka-metal: distribution {archive} (sha512 {sha[:16]}...)")
     the_lab = lab.Lab()
     accesses = the_lab.up(TOPOLOGIES[args.topology])
-    rc = run_playbook(REPO_ROOT / "site.yml", [the_lab.inventory_file, topology],
-                      extra_vars={"kafka_version": version})
+    brokers = _topology_brokers(topology)
+    state = demo.Demo(the_lab.state_dir.parent / "demo", secured=not args.plaintext, brokers=len(brokers))
+    rc = run_playbook(REPO_ROOT / "site.yml", [the_lab.inventory_file, topology], extra_vars={"kafka_version": version},
+                      extra_vars_file=state.write_vars())
     if rc != 0:
         print(f"kafka-metal: site.yml failed (exit {rc}); the lab is still up: `kafka-metal lab status`",
               file=sys.stderr)
         return rc
     address = {a.name: a.address for a in accesses}
-    bootstrap = ",".join(f"{address[b]}:9092" for b in _topology_brokers(topology))
-    print(f"\nbootstrap servers: {bootstrap}")
-    result = smoke.run(bootstrap, messages=args.messages)
+    bootstrap = ",".join(f"{address[b]}:9092" for b in brokers)
+    print(f"\nbootstrap servers: {bootstrap} ({state.protocol})")
+    result = smoke.run(bootstrap, messages=args.messages, extra=state.admin_client_settings())
     print(f"smoke check: topic {result.topic} (RF {result.replication_factor}): produced {result.produced}, "
           f"consumed {result.consumed} in {result.produce_seconds:.1f}s + {result.consume_seconds:.1f}s")
     for problem in result.problems:
         print(f"  problem: {problem}", file=sys.stderr)
+    print(state.client_instructions(bootstrap, archive))
     print(f"done in {time.monotonic() - t0:.0f}s; tear down with `kafka-metal lab down`")
     return 0 if result.ok else 1
 
@@ -136,6 +144,9 @@ def build_parser():
                       help=f"Kafka version to build and install (default: {_default_kafka_version()}, "
                            "or what the topology asks for)")
     demo.add_argument("--messages", type=int, default=1000, help="messages in the smoke check")
+    demo.add_argument("--plaintext", action="store_true",
+                      help="no TLS, SASL or ACLs (the default is the secured cluster kafka-metal builds: TLS from "
+                           "the cluster's CA, SCRAM-SHA-512, ACLs)")
     demo.set_defaults(func=cmd_demo)
 
     smoke_p = sub.add_parser("smoke", help="produce to a cluster and consume everything back")
