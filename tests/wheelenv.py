@@ -8,6 +8,7 @@ command line."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,13 @@ def build_and_install(where: Path) -> Path:
     """Build the wheel into ``where/wheel`` and install it into the venv ``where/venv``; return the venv."""
     wheel_dir, venv = where / "wheel", where / "venv"
     pip = [sys.executable, "-m", "pip"]
-    subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(wheel_dir), str(REPO)], check=True,
-                   capture_output=True, text=True, timeout=600)
+    had_build = (REPO / "build").exists()
+    try:
+        subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(wheel_dir), str(REPO)], check=True,
+                       capture_output=True, text=True, timeout=600)
+    finally:
+        if not had_build:  # setuptools stages the wheel in the tree; leave the checkout as found
+            shutil.rmtree(REPO / "build", ignore_errors=True)
     wheels = sorted(wheel_dir.glob("kafka_metal-*.whl"))
     assert len(wheels) == 1, wheels
     base = getattr(sys, "_base_executable", None) or sys.executable
