@@ -233,6 +233,8 @@ def inventory_errors(hosts, groups, resolved, spec_problems=None, exists=None):
                       f"{'is' if len(members[ZOOKEEPER]) == 1 else 'are'} in the zookeeper group, but "
                       "kafka_metadata_mode is kraft, where nothing runs ZooKeeper: take them out of the group, or set "
                       "kafka_metadata_mode: zookeeper")
+    replaced = {name: sorted({h for h in everyone if name in resolved[h]}) for name in rules.REPLACED_SETTINGS}
+    errors += [f"inventory: {e}" for e in rules.replaced_setting_problems({n: h for n, h in replaced.items() if h})]
     for setting in GROUP_NAME_SETTINGS:
         named = sorted({h for h in everyone if setting in resolved[h]})
         if named:

@@ -31,6 +31,13 @@ ACL_KEYS = kafka_admin.ACL_FIELDS + ("state",)
 SETTING_PREFIXES = ("kafka_", "broker_", "controller_", "zookeeper_", "tuning_", "java_")
 OWN_PREFIXES = ("kafka_metal_", "vault_")
 
+# Settings that no role reads any more, each with the one setting for its concept.
+REPLACED_SETTINGS = {
+    "kafka_java_home": "java_home", "zookeeper_java_home": "java_home",
+    "tuning_limit_nofile": "kafka_limit_nofile", "tuning_limit_nproc": "kafka_limit_nproc",
+    "tuning_kafka_user": "kafka_user", "tuning_kafka_group": "kafka_group",
+}
+
 # Settings kafka-metal writes itself, with the inventory variable that sets each.
 OWNED_KAFKA_SETTINGS = {
     "node.id": "kafka_node_id",
@@ -515,3 +522,10 @@ def spec_names(message):
     """The setting an argument-spec failure (as :func:`spec_message` words it) is about, or None."""
     m = re.match(r"^([a-z][a-z0-9_]*) must be ", message)
     return m.group(1) if m else None
+
+
+def replaced_setting_problems(set_by_host):
+    """Settings of an older layout that nothing reads now. ``set_by_host`` maps each such setting the inventory
+    sets to the hosts it is set for."""
+    return [f"{name} is set ({', '.join(hosts)}), but no role reads it: set {REPLACED_SETTINGS[name]} instead, the "
+            "one setting for it" for name, hosts in sorted(set_by_host.items()) if name in REPLACED_SETTINGS]

@@ -79,6 +79,9 @@ CASES = {
     "even ensemble": (zk_inventory(zookeepers=2), "the zookeeper group has 2 hosts: an ensemble needs an odd"),
     "duplicate myid": (zk_inventory(zk_ids={"z3": 1}), "zookeeper_id 1 is used by z1, z3"),
     "brokers without zookeeper": (zk_inventory(zookeepers=0), "the zookeeper group is empty: brokers need an"),
+    "setting of an older layout": (inventory(zookeeper_java_home="/opt/jdk-17"),
+                                   "zookeeper_java_home is set (b1, b2, b3, c1, c2, c3), but no role reads it: set "
+                                   "java_home instead"),
     "group renamed": (inventory(kafka_brokers_group="brokers_east"),
                       "kafka_brokers_group is set (b1, b2, b3, c1, c2, c3), but the inventory groups have fixed names"),
     "expression that cannot resolve": (inventory(kafka_cluster_name="{{ no_such_variable }}"),

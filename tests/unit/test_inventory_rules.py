@@ -352,3 +352,11 @@ def test_a_spec_failure_is_not_reported_again_by_the_rules():
     spec = {h: ["broker_client_port must be a whole number, got 'abc'"] for h in groups["kafka_brokers"]}
     assert inventory.inventory_errors(hosts, groups, resolved, spec) == [
         "hosts b1, b2, b3: broker_client_port must be a whole number, got 'abc'"]
+
+
+def test_settings_of_an_older_layout_name_the_one_setting_now():
+    out = errors(per_host={"b1": {"tuning_limit_nofile": 200000}, "b2": {"kafka_java_home": "/opt/jdk"}})
+    assert out == [
+        "inventory: kafka_java_home is set (b2), but no role reads it: set java_home instead, the one setting for it",
+        "inventory: tuning_limit_nofile is set (b1), but no role reads it: set kafka_limit_nofile instead, the one "
+        "setting for it"]
