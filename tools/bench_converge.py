@@ -33,14 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins" / "cli"))
 
 from kafka_metal import lab as lab_mod  # noqa: E402
-from kafka_metal.main import TOPOLOGIES, _ansible_env, _tool, _topology_version  # noqa: E402
+from kafka_metal.main import TOPOLOGIES, _topology_version  # noqa: E402
+from kafka_metal.runner import ansible_env, tool  # noqa: E402
 
 RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 TIMER_RE = re.compile(r"^\s+([0-9.]+) s\s+(.+)$", re.M)
 
 
 def run(argv, what):
-    env = _ansible_env()
+    env = ansible_env()
     env["ANSIBLE_CALLBACKS_ENABLED"] = "metal.kafka.task_timer"
     env["KAFKA_METAL_TASK_TIMER_TOP"] = "500"
     t0 = time.monotonic()
@@ -79,11 +80,11 @@ def main():
     extra.write_text(json.dumps(settings))
     extra.chmod(0o600)
     inventories = ["-i", str(the_lab.inventory_file), "-i", str(topology)]
-    playbook = [_tool("ansible-playbook"), "site.yml", *inventories, "-e", f"@{extra}"]
+    playbook = [tool("ansible-playbook"), "site.yml", *inventories, "-e", f"@{extra}"]
     try:
         floor = []
         for _ in range(3):
-            floor.append(run([_tool("ansible"), "all", *inventories, "-m", "ansible.builtin.ping"], "ping")[0])
+            floor.append(run([tool("ansible"), "all", *inventories, "-m", "ansible.builtin.ping"], "ping")[0])
         fresh, _, fresh_tasks = run(playbook, "fresh converge")
         java = sum(s for name, s in fresh_tasks.items() if name.startswith("metal.kafka.java :"))
         noops = []

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from kafka_metal import lab as L
+from kafka_metal import lab_cli
 
 pytestmark = [
     pytest.mark.lab,
@@ -142,7 +143,7 @@ def test_up_again_is_harmless_and_shrinking_is_refused(lab):
 
 
 def test_cli_status_json(lab, state_dir, capsys):
-    assert L.main(["status", "--json", "--state-dir", str(state_dir)]) == 0
+    assert lab_cli.main(["status", "--json", "--state-dir", str(state_dir)]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["name"], r["running"], r["ssh"]) for r in rows] == [("node1", True, True), ("node2", True, True)]
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from kafka_metal import REPO_ROOT
-from kafka_metal.main import _ansible_env
+from kafka_metal.runner import ansible_env
 
 ANSIBLE = Path(sys.executable).parent / "ansible"
 
@@ -16,7 +16,7 @@ def run(tmp_path, module, args):
     inventory = tmp_path / "hosts"
     inventory.write_text("here ansible_connection=local ansible_python_interpreter=" + sys.executable + "\n"
                          "nowhere ansible_host=192.0.2.1 ansible_connection=ssh ansible_ssh_timeout=1\n")
-    env = _ansible_env()
+    env = ansible_env()
     env.update({"ANSIBLE_STDOUT_CALLBACK": "metal.kafka.json_results", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
                 "ANSIBLE_CALLBACKS_ENABLED": "metal.kafka.task_timer", "ANSIBLE_HOST_KEY_CHECKING": "False"})
     return subprocess.run([str(ANSIBLE), "all", "-i", str(inventory), "-m", module, "-a", args],

@@ -7,6 +7,8 @@ import shlex
 
 import pytest
 from kafka_metal import lab as L
+from kafka_metal import lab_cli
+from kafka_metal.tables import render_table
 
 NET = L.NetConfig()
 TEST_NET = L.NetConfig(bridge="kmtest0", subnet="10.232.0.0/24", netns_prefix="kmtest-")
@@ -299,7 +301,7 @@ def test_ssh_argv_uses_the_lab_key_and_strict_known_hosts():
 
 
 def test_render_table():
-    assert L.render_table([("node1", "10.231.0.11"), ("node10", "10.231.0.20")], ("HOST", "ADDRESS")) == (
+    assert render_table([("node1", "10.231.0.11"), ("node10", "10.231.0.20")], ("HOST", "ADDRESS")) == (
         "HOST    ADDRESS\nnode1   10.231.0.11\nnode10  10.231.0.20"
     )
 
@@ -504,14 +506,14 @@ def test_up_refuses_bad_network_before_anything_changes(monkeypatch, tmp_path):
 
 
 def test_cli_error_is_one_line(capsys, tmp_path):
-    rc = L.main(["up", "--hosts", "0", "--state-dir", str(tmp_path / "s")])
+    rc = lab_cli.main(["up", "--hosts", "0", "--state-dir", str(tmp_path / "s")])
     assert rc == 1
     err = capsys.readouterr().err
     assert err == "kafka-metal lab: error: --hosts must be between 1 and 50, got 0\n"
 
 
 def test_cli_status_json_of_no_lab(capsys, tmp_path):
-    assert L.main(["status", "--json", "--state-dir", str(tmp_path)]) == 0
+    assert lab_cli.main(["status", "--json", "--state-dir", str(tmp_path)]) == 0
     assert json.loads(capsys.readouterr().out) == []
 
 
@@ -519,7 +521,7 @@ def test_cli_ssh_passes_the_command_through(monkeypatch, tmp_path):
     (tmp_path / "lab.json").write_text(json.dumps({"hosts": ["node1"]}))
     seen = []
     monkeypatch.setattr(L.subprocess, "run", lambda argv: seen.append(argv) or type("P", (), {"returncode": 7}))
-    assert L.main(["lab", "ssh", "--state-dir", str(tmp_path), "node1", "--", "ls", "-l", "/"]) == 7
+    assert lab_cli.main(["lab", "ssh", "--state-dir", str(tmp_path), "node1", "--", "ls", "-l", "/"]) == 7
     assert seen[0][-5:] == ["root@10.231.0.11", "--", "ls", "-l", "/"]
 
 
@@ -527,13 +529,13 @@ def test_add_subparser_registers_the_tree():
     import argparse
 
     parser = argparse.ArgumentParser(prog="kafka-metal")
-    L.add_subparser(parser.add_subparsers(dest="command"))
+    lab_cli.add_subparser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["lab", "up", "--hosts", "6", "--json"])
-    assert (args.hosts, args.json, args.func) == (6, True, L._cmd_up)
-    assert parser.parse_args(["lab", "down"]).func is L._cmd_down
+    assert (args.hosts, args.json, args.func) == (6, True, lab_cli._cmd_up)
+    assert parser.parse_args(["lab", "down"]).func is lab_cli._cmd_down
     assert parser.parse_args(["lab", "status"]).json is False
     ssh = parser.parse_args(["lab", "ssh", "node2"])
-    assert (ssh.host, ssh.command, ssh.func) == ("node2", [], L._cmd_ssh)
+    assert (ssh.host, ssh.command, ssh.func) == ("node2", [], lab_cli._cmd_ssh)
 
 
 def _ip_addr(*links):

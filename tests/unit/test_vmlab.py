@@ -7,6 +7,7 @@ import json
 
 import pytest
 from kafka_metal import lab as L
+from kafka_metal import lab_cli
 from kafka_metal import vmlab as V
 
 
@@ -131,10 +132,10 @@ def test_vm_refusals_name_the_vm_down_command():
 
 
 def test_cli_vm_options(tmp_path, capsys):
-    rc = L.main(["up", "--vm", "--memory", "100", "--state-dir", str(tmp_path / "s")])
+    rc = lab_cli.main(["up", "--vm", "--memory", "100", "--state-dir", str(tmp_path / "s")])
     assert rc == 1
     assert capsys.readouterr().err == "kafka-metal lab: error: --memory must be 1024-16384 MiB, got 100\n"
-    assert L.main(["status", "--vm", "--json", "--state-dir", str(tmp_path)]) == 0
+    assert lab_cli.main(["status", "--vm", "--json", "--state-dir", str(tmp_path)]) == 0
     assert json.loads(capsys.readouterr().out) == []
 
 

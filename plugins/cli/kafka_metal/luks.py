@@ -31,7 +31,8 @@ def _inventory_args(args):
 def collect_status(args):
     """``{host: result}`` of ``luks_volume_info`` on every host (through the collection's
     ``metal.kafka.json_results`` callback: standard output is that JSON alone)."""
-    from .main import _ansible_env, _tool
+    from .runner import ansible_env as _ansible_env
+    from .runner import tool as _tool
 
     env = _ansible_env()
     env.update({"ANSIBLE_STDOUT_CALLBACK": "metal.kafka.json_results", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"})
@@ -72,7 +73,7 @@ def status_rows(results):
 
 
 def cmd_status(args):
-    from .lab import render_table
+    from .tables import render_table
 
     results = collect_status(args)
     rows, problems = status_rows(results)
@@ -84,7 +85,8 @@ def cmd_status(args):
 
 
 def cmd_rotate(args):
-    from .main import _ansible_env, _tool
+    from .runner import ansible_env as _ansible_env
+    from .runner import tool as _tool
 
     argv = [_tool("ansible-playbook"), str(REPO_ROOT / "playbooks" / "luks_rotate.yml"), *_inventory_args(args)]
     argv += ["-e", json.dumps({"tuning_luks_rotate": args.volume or []})]

@@ -3,45 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from . import REPO_ROOT, __version__, ensure_collection_path
+from . import REPO_ROOT, __version__
+from .runner import run_playbook
 
 TOPOLOGIES = {"split": 6, "combined": 3, "zookeeper": 6}
-
-
-def _ansible_env():
-    env = dict(os.environ)
-    env["ANSIBLE_CONFIG"] = str(REPO_ROOT / "ansible.cfg")
-    env["ANSIBLE_COLLECTIONS_PATH"] = str(ensure_collection_path())
-    env.setdefault("LC_ALL", "C.UTF-8")
-    return env
-
-
-def _tool(name):
-    """A tool installed beside this interpreter (the project's venv), else on PATH."""
-    local = Path(sys.executable).parent / name
-    return str(local) if local.exists() else (shutil.which(name) or name)
-
-
-def run_playbook(playbook, inventories, extra_vars=None, extra_vars_file=None):
-    """Run a playbook of the collection. ``extra_vars_file`` (a YAML file) passes values that must not
-    appear in the process list, such as passwords."""
-    argv = [_tool("ansible-playbook"), str(playbook)]
-    for inv in inventories:
-        argv += ["-i", str(inv)]
-    for key, value in (extra_vars or {}).items():
-        argv += ["-e", f"{key}={value}"]
-    if extra_vars_file:
-        argv += ["-e", f"@{extra_vars_file}"]
-    return subprocess.run(argv, cwd=REPO_ROOT, env=_ansible_env()).returncode
 
 
 def _topology_brokers(topology_file):
@@ -122,7 +93,7 @@ def cmd_load(args):
 
 
 def build_parser():
-    from . import backup, dist, lab, luks, rolling
+    from . import backup, dist, lab_cli, luks, rolling
 
     parser = argparse.ArgumentParser(
         prog="kafka-metal",
@@ -130,7 +101,7 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=f"kafka-metal {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    lab.add_subparser(sub)
+    lab_cli.add_subparser(sub)
     dist.add_subparser(sub)
     rolling.add_subparsers(sub)
     luks.add_subparsers(sub)

@@ -159,7 +159,7 @@ def cmd_roll(args):
 
 
 def cmd_upgrade(args):
-    from .main import run_playbook
+    from .runner import run_playbook
 
     rolling = _engine()
     if not rolling.VERSION_RE.match(args.to):

@@ -246,7 +246,7 @@ class VmLab(L.Lab):
     def recorded_spec(state_dir: str | None = None) -> dict:
         """The machine shape a VM lab that is up was made with (defaults when none is)."""
         state_dir = state_dir or os.environ.get("KAFKA_METAL_VM_LAB_DIR") or DEFAULT_VM_STATE_DIR
-        have = L.Lab._recorded_at(Path(state_dir)).get("vm") or {}
+        have = L.Lab.recorded_at(Path(state_dir)).get("vm") or {}
         return {k: have.get(k, v) for k, v in VmSpec().as_dict().items()}
 
     def __init__(
@@ -261,7 +261,7 @@ class VmLab(L.Lab):
         spec: VmSpec | None = None,
     ):
         state_dir = state_dir or os.environ.get("KAFKA_METAL_VM_LAB_DIR") or DEFAULT_VM_STATE_DIR
-        recorded = L.Lab._recorded_at(Path(state_dir))
+        recorded = L.Lab.recorded_at(Path(state_dir))
         super().__init__(
             state_dir=state_dir,
             cache_dir=cache_dir,
@@ -360,7 +360,7 @@ class VmLab(L.Lab):
             raise L.LabError(
                 f"debootstrap failed (exit {rc.returncode}); last lines of {log}:\n{L.log_tail(log.read_text())}"
             )
-        L.Lab._prepare_base(root)
+        L.Lab.prepare_base(root)
         etc = root / "etc"
         # systemd-networkd configures the NIC from the per-VM file; wait-online stays on (real boot order).
         for wants, unit in (
