@@ -7,6 +7,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 from ansible_collections.metal.kafka.plugins.module_utils import (
     cluster,
+    heap,
     luks,
     node,
     properties,
@@ -191,8 +192,11 @@ def tuning_disk_devices(disks):
 
 
 def kafka_heap_size(setting, mem_total, kind, name="heap size"):
-    """The heap of one Kafka process: explicit, or by rule from the host's memory when ``auto``."""
-    return _tuning(tuning.heap_size, setting, int(mem_total), kind, name)
+    """The JVM heap of one Kafka process (module_utils/heap.py): explicit, or by rule from the host's memory."""
+    try:
+        return heap.heap_size(setting, int(mem_total), kind, name)
+    except heap.HeapError as exc:
+        raise AnsibleFilterError(str(exc)) from None
 
 
 def kafka_limit_problems(pid1_limits, nofile, nproc):

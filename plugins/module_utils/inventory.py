@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import re
 
+from . import heap, luks, tuning
 from . import inventory_rules as rules
-from . import luks, tuning
 from .cluster import node_errors, replication_defaults, topology_errors
 from .rolling import connection_problems
 
@@ -56,8 +56,8 @@ def heap_problem(setting, name):
     if setting in (None, "", "auto"):
         return ""
     try:
-        tuning.parse_size(setting, name)
-    except tuning.TuningError as exc:
+        heap.parse_size(setting, name)
+    except heap.HeapError as exc:
         return str(exc)
     return ""
 

@@ -16,13 +16,12 @@ import re
 
 from . import kafka_admin
 from .cluster import SYSTEM_DIRS
-from .tuning import MIB, TuningError, parse_size
+from .heap import MIB, MIN_HEAP, HeapError, parse_size
 
 # In ZooKeeper mode Kafka refuses a configured broker.id above reserved.broker.max.id (while broker id
 # generation is on, its default).
 ZOOKEEPER_MODE_MAX_BROKER_ID = 1000
-# The smallest heap each process starts and serves with (the automatic rule's floor for Kafka).
-MIN_HEAP = {"broker_heap_size": 256 * MIB, "controller_heap_size": 256 * MIB, "zookeeper_heap_size": 128 * MIB}
+HEAP_SETTINGS = ("broker_heap_size", "controller_heap_size", "zookeeper_heap_size")
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 TOPIC_KEYS = ("name", "partitions", "replication_factor", "configs", "state")
 USER_KEYS = ("name", "password", "mechanism", "iterations", "update_password", "state")
@@ -105,13 +104,13 @@ def zookeeper_broker_id_problems(node_id, broker_settings=None):
 
 def heap_problems(name, setting):
     """An explicit heap below what the process starts with (malformed sizes are reported elsewhere)."""
-    if setting in (None, "", "auto") or name not in MIN_HEAP:
+    if setting in (None, "", "auto") or name not in HEAP_SETTINGS:
         return []
     try:
         size = parse_size(setting, name)
-    except TuningError:
+    except HeapError:
         return []
-    floor = MIN_HEAP[name]
+    floor = MIN_HEAP
     if size < floor:
         return [f"{name} {setting} is below the {floor // MIB}m the process needs to start and serve: "
                 f"use at least {floor // MIB}m (or auto)"]

@@ -36,16 +36,6 @@ THP_MODES = ("always", "madvise", "never")
 THP_DEFRAG_MODES = ("always", "defer", "defer+madvise", "madvise", "never")
 FORBIDDEN_MOUNT_OPTIONS = ("nobarrier", "barrier=0")
 
-MIB = 1024 * 1024
-GIB = 1024 * MIB
-# Heap rules: (share of RAM, floor, cap). Brokers leave most memory to the page cache, which serves
-# consumers and absorbs writes; Kafka's guidance puts a broker's heap at about 6 GiB even on large
-# machines. A KRaft controller holds only the metadata log and needs far less.
-HEAP_RULES = {
-    "broker": (0.25, 256 * MIB, 6 * GIB),
-    "controller": (0.125, 256 * MIB, 2 * GIB),
-}
-HEAP_STEP = 64 * MIB
 
 
 class TuningError(ValueError):
@@ -115,54 +105,6 @@ def same_sysctl(live: str, want: str) -> bool:
 
 
 # --- sizes and the JVM heap -----------------------------------------------------------------------
-
-SIZE = re.compile(r"([0-9]+)([kmgt]?)", re.IGNORECASE)
-
-
-def parse_size(value: object, name: str = "size") -> int:
-    """A JVM-style size (``512m``, ``6g``, ``1048576``) in bytes."""
-    if isinstance(value, bool):
-        raise TuningError(f"{name} must be a size like 512m or 6g, got {value!r}")
-    m = SIZE.fullmatch(str(value).strip())
-    if not m or int(m.group(1)) == 0:
-        raise TuningError(f"{name} must be a size like 512m or 6g (or 'auto'), got {value!r}")
-    factor = {"": 1, "k": 1024, "m": MIB, "g": GIB, "t": 1024 * GIB}[m.group(2).lower()]
-    return int(m.group(1)) * factor
-
-
-def format_size(size: int) -> str:
-    """Bytes as the JVM's ``NNNm`` (or ``Ng`` when whole gibibytes)."""
-    if size % GIB == 0:
-        return f"{size // GIB}g"
-    return f"{size // MIB}m"
-
-
-def heap_size(setting: object, mem_total: int, kind: str, name: str = "heap size") -> str:
-    """The heap for one Kafka process: the explicit ``setting``, or by rule when it is ``auto``.
-
-    The rule takes a share of RAM rounded down to 64 MiB, at least the floor (but never more than
-    half of RAM on a tiny host) and at most the cap; see HEAP_RULES. An explicit size above 3/4
-    of RAM is refused: the page cache (and the OS) would starve.
-    """
-    if kind not in HEAP_RULES:
-        raise TuningError(f"unknown process kind {kind!r} (broker or controller)")
-    if not isinstance(mem_total, int) or mem_total <= 0:
-        raise TuningError(f"cannot size the heap: the host's memory is unknown ({mem_total!r})")
-    if setting in (None, "", "auto"):
-        share, floor, cap = HEAP_RULES[kind]
-        size = int(mem_total * share) // HEAP_STEP * HEAP_STEP
-        size = max(size, min(floor, mem_total // 2 // HEAP_STEP * HEAP_STEP))
-        return format_size(min(size, cap))
-    size = parse_size(setting, name)
-    if size > mem_total * 3 // 4:
-        raise TuningError(
-            f"{name} is {setting} but the host has {format_size(mem_total // MIB * MIB)} of memory; a heap above "
-            "3/4 of RAM leaves nothing to the page cache: lower it or set it to auto"
-        )
-    if size < 128 * MIB:
-        raise TuningError(f"{name} is {setting}; Kafka needs at least 128m")
-    return format_size(size)
-
 
 # --- limits and transparent huge pages ------------------------------------------------------------
 

@@ -119,7 +119,7 @@ MISTAKES_AT_ONCE = {
          "c2, c3 all advertise c2.example.net:9093",
          "every host (6): kafka_version '4.1.1 ' has spaces around it",
          "kafka_node_id 2147483648 is beyond Kafka's range",
-         "hosts b1, b2, b3: broker_heap_size 64m is below the 256m",
+         "hosts b1, b2, b3: broker_heap_size 64m is below the 128m",
          "broker_log_dirs lists /data/kafka twice",
          "broker_log_dirs entry /data/kafka is inside /data"]),
     "replication, owned settings, controller files, declarative state": (

@@ -116,8 +116,8 @@ def test_a_broker_id_above_the_reserved_maximum_in_zookeeper_mode():
     assert errors(per_host={"b1": {"kafka_node_id": 1001}}) == []
 
 
-@pytest.mark.parametrize("name,value,floor", [("broker_heap_size", "64m", "256m"),
-                                              ("controller_heap_size", "128m", "256m")])
+@pytest.mark.parametrize("name,value,floor", [("broker_heap_size", "64m", "128m"),
+                                              ("controller_heap_size", "100m", "128m")])
 def test_a_heap_below_what_kafka_starts_with(name, value, floor):
     out = errors(common={name: value})
     one(out, f"{name} {value} is below the {floor} the process needs", f"use at least {floor} (or auto)")

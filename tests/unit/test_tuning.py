@@ -4,7 +4,7 @@ import re
 
 import pytest
 from ansible_collections.metal.kafka.plugins.module_utils import tuning
-from ansible_collections.metal.kafka.plugins.module_utils.tuning import GIB, MIB, TuningError
+from ansible_collections.metal.kafka.plugins.module_utils.tuning import TuningError
 
 # --- kernel settings ----------------------------------------------------------------------------
 
@@ -55,45 +55,6 @@ def test_sysctl_path_and_comparison():
 
 
 # --- heap ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("mem", "kind", "heap"),
-    [
-        (64 * GIB, "broker", "6g"),  # capped
-        (16 * GIB, "broker", "4g"),  # a quarter
-        (3 * GIB, "broker", "768m"),
-        (1 * GIB, "broker", "256m"),  # floor
-        (512 * MIB, "broker", "256m"),  # floor, at most half of RAM
-        (300 * MIB, "broker", "128m"),
-        (64 * GIB, "controller", "2g"),
-        (8 * GIB, "controller", "1g"),
-        (3 * GIB, "controller", "384m"),
-    ],
-)
-def test_heap_by_rule(mem, kind, heap):
-    assert tuning.heap_size("auto", mem, kind) == heap
-
-
-def test_explicit_heap_is_kept_and_normalised():
-    assert tuning.heap_size("2048m", 16 * GIB, "broker") == "2g"
-    assert tuning.heap_size("1536M", 16 * GIB, "controller") == "1536m"
-
-
-def test_explicit_heap_above_three_quarters_of_ram_is_refused():
-    with pytest.raises(TuningError, match="broker_heap_size is 12g but the host has 15g.*page cache"):
-        tuning.heap_size("12g", 15 * GIB, "broker", "broker_heap_size")
-
-
-@pytest.mark.parametrize("value", ["lots", "0", "-1g", "6gb", True])
-def test_malformed_heap_is_refused(value):
-    with pytest.raises(TuningError, match="size like 512m"):
-        tuning.heap_size(value, 16 * GIB, "broker")
-
-
-def test_heap_needs_the_memory():
-    with pytest.raises(TuningError, match="memory is unknown"):
-        tuning.heap_size("auto", 0, "broker")
 
 
 # --- limits, huge pages -------------------------------------------------------------------------

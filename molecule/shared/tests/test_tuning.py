@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
+from ansible_collections.metal.kafka.plugins.module_utils import heap as heap_rules
 from ansible_collections.metal.kafka.plugins.module_utils import luks, tuning
 from kafka_metal import REPO_ROOT, smoke
 
@@ -151,7 +152,7 @@ def check_host(cluster, name, host):
     # heap by rule (Xms = Xmx), G1, GC log rotation, heap dump and exit on OutOfMemoryError
     args = host.file(f"/proc/{pid}/cmdline").content_string.split("\0")
     mem_total = int(host.check_output("awk '/^MemTotal:/ {print $2}' /proc/meminfo")) * 1024
-    heap = tuning.heap_size(var(name, "broker_heap_size", "auto"), mem_total, "broker")
+    heap = heap_rules.heap_size(var(name, "broker_heap_size", "auto"), mem_total, "broker")
     assert f"-Xms{heap}" in args and f"-Xmx{heap}" in args, args
     for flag in ("-XX:+UseG1GC", "-XX:+HeapDumpOnOutOfMemoryError", "-XX:+ExitOnOutOfMemoryError"):
         assert flag in args
