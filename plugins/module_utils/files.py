@@ -1,6 +1,6 @@
 # Copyright: kafka-metal contributors
 # Apache License 2.0
-"""Files written safely: atomic replacement with owner and mode, and what a path holds now.
+"""Files written safely: atomic replacement with owner and mode, an exclusive lock, and what a path holds now.
 
 Shared by the modules that write on hosts (``kafka_node``) and by the controller-side writers (the CA, the
 backup's chunks and manifests, a node's stored files). Standard library only: hosts need nothing else.
@@ -9,9 +9,12 @@ backup's chunks and manifests, a node's stored files). Standard library only: ho
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import stat
 import tempfile
+import time
 from dataclasses import dataclass
 
 
@@ -76,3 +79,30 @@ def write_file(path, data, mode, uid=-1, gid=-1):
             os.unlink(tmp)
         raise
     return True
+
+
+class LockTimeout(OSError):
+    """Another process held the lock for longer than the caller would wait."""
+
+
+@contextlib.contextmanager
+def locked(path, timeout=300.0):
+    """Hold an exclusive ``fcntl`` lock on ``path`` (created 0600 if missing) for the ``with`` block; raise
+    :class:`LockTimeout` after ``timeout`` seconds of waiting."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() > deadline:
+                    raise LockTimeout(f"could not lock {path} within {timeout} s: another run holds it; wait for it "
+                                      "to finish") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)

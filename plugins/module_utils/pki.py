@@ -45,13 +45,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import errno
-import fcntl
 import ipaddress
 import os
 import re
 import secrets
-import time
 from collections import namedtuple
 from dataclasses import dataclass, field
 
@@ -67,7 +64,8 @@ except ImportError as _exc:  # ansible-core depends on cryptography; a bare Pyth
 else:
     CRYPTOGRAPHY_IMPORT_ERROR = None
 
-from .files import write_file
+from .files import LockTimeout, write_file
+from .files import locked as files_locked
 
 CA_KEY = "ca.key"
 CA_CERT = "ca.crt"
@@ -234,24 +232,12 @@ def _makedirs(path):
 
 @contextlib.contextmanager
 def locked(path, timeout=LOCK_TIMEOUT):
-    """Hold an exclusive ``fcntl`` lock on ``path`` (created 0600 if missing)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """Hold the CA directory's lock (:func:`files.locked`); a timeout is a :class:`PkiError`."""
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() > deadline:
-                    raise PkiError(f"could not lock {path} within {timeout} s: another run holds it; "
-                                   "wait for it to finish") from None
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)
+        with files_locked(path, timeout):
+            yield
+    except LockTimeout as exc:
+        raise PkiError(str(exc)) from None
 
 
 # --- names -----------------------------------------------------------------------------------
