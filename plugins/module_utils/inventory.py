@@ -175,6 +175,7 @@ def host_problems(host, v, groups, exists=None):
         out.append(heap_problem(get("broker_heap_size"), "broker_heap_size"))
     if host in groups.get(ZOOKEEPER, []):
         node["properties"]["zookeeper_properties"] = get("zookeeper_properties") or {}
+        out.append(heap_problem(get("zookeeper_heap_size"), "zookeeper_heap_size"))
     prefix = f"host {host}: "
     out += [e[len(prefix):] if e.startswith(prefix) else e for e in node_errors(host, node)]
     out += [e[len(host) + 2:] if e.startswith(host + ": ") else e for e in connection_problems(host, v)]

@@ -478,7 +478,7 @@ def no_hosts_problem(groups, sources=()):
         text += ": it holds no host at all; check that -i names an inventory Ansible could read (see its warnings "
         text += "above)"
     else:
-        text += ": put the hosts in those groups (see the README's example inventory)"
+        text += ": put the hosts in those groups (see the example inventory and docs/inventory.md)"
     return text
 
 

@@ -360,3 +360,10 @@ def test_settings_of_an_older_layout_name_the_one_setting_now():
         "inventory: kafka_java_home is set (b2), but no role reads it: set java_home instead, the one setting for it",
         "inventory: tuning_limit_nofile is set (b1), but no role reads it: set kafka_limit_nofile instead, the one "
         "setting for it"]
+
+
+def test_a_malformed_zookeeper_heap_is_reported():
+    common = {"kafka_metadata_mode": "zookeeper", "kafka_version": "3.9.1", "kafka_security_protocol": "SASL_SSL",
+              "kafka_admin_password": "a-long-enough-secret"}
+    one(errors(controllers=0, zookeepers=3, common=common, per_host={"z2": {"zookeeper_heap_size": "lots"}}),
+        "host z2: zookeeper_heap_size must be a size like 512m or 6g (or 'auto'), got 'lots'")
