@@ -67,3 +67,29 @@ other:
         ("c1", "10.0.0.1", ["kafka_controllers"], 22, None), ("b1", "10.0.0.4", ["kafka_brokers"], 2222, "/keys/id")]
     with pytest.raises(SystemExit, match="not in the inventory's cluster groups"):
         rolling.inventory_hosts([inv], limit=["unrelated"])
+
+
+def test_smoke_takes_the_client_settings_of_kafkas_tools(tmp_path, monkeypatch):
+    from kafka_metal import smoke
+
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    config = tmp_path / "client.properties"
+    config.write_text("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+                      'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required '
+                      'username="ops" password="s3cret";\n'
+                      f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n")
+    seen = {}
+
+    class Result:
+        ok, topic, produced, consumed, problems = True, "t", 1, 1, []
+
+    def fake_run(bootstrap, messages, extra):
+        seen.update(bootstrap=bootstrap, extra=extra)
+        return Result()
+
+    monkeypatch.setattr(smoke, "run", fake_run)
+    assert main.main(["smoke", "--bootstrap-server", "h:9092", "--messages", "1", "--command-config",
+                      str(config)]) == 0
+    assert seen["extra"] == {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+                             "sasl.username": "ops", "sasl.password": "s3cret", "ssl.ca.location": str(ca)}

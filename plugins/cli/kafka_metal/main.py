@@ -60,9 +60,10 @@ def cmd_demo(args):
 
 
 def cmd_smoke(args):
-    from . import smoke
+    from . import load, smoke
 
-    result = smoke.run(args.bootstrap_server, messages=args.messages)
+    extra = load.read_command_config(args.command_config) if args.command_config else {}
+    result = smoke.run(args.bootstrap_server, messages=args.messages, extra=extra)
     print(f"topic {result.topic}: produced {result.produced}, consumed {result.consumed}")
     for problem in result.problems:
         print(f"problem: {problem}", file=sys.stderr)
@@ -123,6 +124,9 @@ def build_parser():
     smoke_p = sub.add_parser("smoke", help="produce to a cluster and consume everything back")
     smoke_p.add_argument("--bootstrap-server", required=True)
     smoke_p.add_argument("--messages", type=int, default=10_000)
+    smoke_p.add_argument("--command-config", default=None,
+                         help="Java client properties, as for Kafka's tools (TLS, SASL); the user needs to create "
+                              "topics: the check makes a fresh one")
     smoke_p.set_defaults(func=cmd_smoke)
 
     load_p = sub.add_parser("load", help="produce and consume continuously, then verify that nothing was lost")
