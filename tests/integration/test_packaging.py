@@ -50,6 +50,10 @@ def test_the_command_line_runs_outside_the_checkout(venv, outside):
     assert rc == 0 and out.strip() == str(
         next((venv / "lib").glob("python3*/site-packages/ansible_collections/metal/kafka")).resolve()), out
     assert not list((venv / "lib").glob("python3*/site-packages/**/.collections")), "a link was made in the venv"
+    # the distribution builder's script templates came along
+    rc, out = run([str(venv / "bin" / "python"), "-c", "from kafka_metal import dist; "
+                   "print(dist.render_run_class('4.1.1').splitlines()[0])"], env, outside)
+    assert rc == 0 and out.strip() == "#!/usr/bin/env bash", out
 
 
 def test_ansible_doc_shows_every_module_and_role_of_the_installed_wheel(venv, outside):

@@ -36,6 +36,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from xml.sax.saxutils import escape as _xml_escape
 
@@ -464,237 +465,53 @@ def log4j_opts(version: str, which: str) -> str:
     return f"-Dlog4j2.configurationFile=$base_dir/config/{name}"
 
 
-def _header(version: str, what: str) -> str:
-    return (
-        "#!/usr/bin/env bash\n"
-        f"# {what}\n"
-        f"# Kafka {version}, distribution assembled from Maven artifacts by kafka-metal (dist build).\n"
-        "# Written for kafka-metal; uses the same environment variables as Apache Kafka's scripts.\n"
-    )
+# The scripts are files of this package (dist_bin/*.sh.in, which shellcheck reads once rendered); @NAME@
+# marks a value filled in here.
+_TOKEN = re.compile(r"@([A-Z0-9_]+)@")
+
+
+def render_template(name: str, **values: str) -> str:
+    """A bin/ script from its template, every ``@NAME@`` replaced; a token left without a value is an error."""
+    text = resources.files(__package__).joinpath("dist_bin", name).read_text(encoding="utf-8")
+
+    def fill(match: re.Match) -> str:
+        key = match.group(1).lower()
+        if key not in values:
+            raise DistError(f"template {name}: no value for @{match.group(1)}@")
+        return values[key]
+
+    return _TOKEN.sub(fill, text)
 
 
 def render_run_class(version: str) -> str:
-    tools_log4j = log4j_opts(version, "tools")
-    return _header(version, "kafka-run-class.sh: runs a Java main class with libs/ on the classpath.") + f"""#
-# Usage: kafka-run-class.sh [-daemon] [-name NAME] [-loggc] MAIN_CLASS [ARGS...]
-#   -daemon  run in the background (nohup), console output in $LOG_DIR/NAME.out
-#   -name    service name, for the .out and GC log file names
-#   -loggc   write a GC log to $LOG_DIR/NAME-gc.log
-#
-# JVM command line: java $KAFKA_HEAP_OPTS $KAFKA_JVM_PERFORMANCE_OPTS $KAFKA_GC_LOG_OPTS $KAFKA_JMX_OPTS
-#                        -Dkafka.logs.dir=$LOG_DIR $KAFKA_LOG4J_OPTS -cp "$CLASSPATH:<dist>/libs/*"
-#                        $KAFKA_OPTS MAIN_CLASS ARGS...
-# Environment:
-#   JAVA_HOME                   java is $JAVA_HOME/bin/java, else the java on PATH
-#   KAFKA_HEAP_OPTS             heap flags (default -Xmx256M; kafka-server-start.sh: -Xmx1G -Xms1G)
-#   KAFKA_JVM_PERFORMANCE_OPTS  GC and JIT flags (default: {JVM_PERFORMANCE_OPTS})
-#   KAFKA_GC_LOG_OPTS           GC logging flags used with -loggc (default: -Xlog:gc* to $LOG_DIR/NAME-gc.log)
-#   KAFKA_JMX_OPTS, JMX_PORT    remote JMX; only set up when one of them is set
-#   KAFKA_LOG4J_OPTS            logging config (default: {tools_log4j})
-#   KAFKA_OPTS                  any other JVM flags (-javaagent:..., -Djava.security.auth.login.config=...)
-#   LOG_DIR                     log directory, passed as -Dkafka.logs.dir (default: <dist>/logs)
-#   CLASSPATH                   extra classpath entries, put before libs/*
-
-if [ $# -lt 1 ]; then
-  echo "USAGE: $0 [-daemon] [-name servicename] [-loggc] classname [opts]" >&2
-  exit 1
-fi
-
-base_dir=$(cd -- "$(dirname -- "$0")/.." && pwd -P)
-
-daemon_mode=false
-daemon_name=""
-gc_log_enabled=false
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -daemon) daemon_mode=true; shift ;;
-    -name) daemon_name=$2; shift 2 ;;
-    -loggc) gc_log_enabled=true; shift ;;
-    *) break ;;
-  esac
-done
-if [ $# -lt 1 ]; then
-  echo "USAGE: $0 [-daemon] [-name servicename] [-loggc] classname [opts]" >&2
-  exit 1
-fi
-
-LOG_DIR=${{LOG_DIR:-$base_dir/logs}}
-[ -d "$LOG_DIR" ] || mkdir -p -- "$LOG_DIR" 2>/dev/null || true
-
-if [ -n "${{JAVA_HOME:-}}" ]; then
-  JAVA="$JAVA_HOME/bin/java"
-else
-  JAVA=java
-fi
-
-cp="$base_dir/libs/*"
-if [ -n "${{CLASSPATH:-}}" ]; then
-  cp="$CLASSPATH:$cp"
-fi
-
-KAFKA_HEAP_OPTS=${{KAFKA_HEAP_OPTS:--Xmx256M}}
-KAFKA_JVM_PERFORMANCE_OPTS=${{KAFKA_JVM_PERFORMANCE_OPTS:-{JVM_PERFORMANCE_OPTS}}}
-KAFKA_LOG4J_OPTS=${{KAFKA_LOG4J_OPTS:-{tools_log4j}}}
-
-if [ -n "${{JMX_PORT:-}}" ]; then
-  jmx="-Dcom.sun.management.jmxremote -Dcom.sun.management.jmxremote.authenticate=false"
-  jmx="$jmx -Dcom.sun.management.jmxremote.ssl=false"
-  KAFKA_JMX_OPTS="${{KAFKA_JMX_OPTS:-$jmx}} -Dcom.sun.management.jmxremote.port=$JMX_PORT"
-  KAFKA_JMX_OPTS="$KAFKA_JMX_OPTS -Dcom.sun.management.jmxremote.rmi.port=$JMX_PORT"
-fi
-
-if [ "$gc_log_enabled" = true ] && [ -z "${{KAFKA_GC_LOG_OPTS:-}}" ]; then
-  gc_file="$LOG_DIR/${{daemon_name:-kafka}}-gc.log"
-  KAFKA_GC_LOG_OPTS="-Xlog:gc*:file=$gc_file:time,tags:filecount=10,filesize=100M"
-fi
-
-# The *_OPTS variables hold several flags each: split them on blanks, but never glob them.
-set -f
-# shellcheck disable=SC2086
-set -- "$JAVA" ${{KAFKA_HEAP_OPTS}} ${{KAFKA_JVM_PERFORMANCE_OPTS}} \\
-  ${{KAFKA_GC_LOG_OPTS:-}} ${{KAFKA_JMX_OPTS:-}} \\
-  "-Dkafka.logs.dir=$LOG_DIR" ${{KAFKA_LOG4J_OPTS}} -cp "$cp" ${{KAFKA_OPTS:-}} "$@"
-
-if [ "$daemon_mode" = true ]; then
-  console_out="$LOG_DIR/${{daemon_name:-kafka}}.out"
-  nohup "$@" > "$console_out" 2>&1 < /dev/null &
-  exit 0
-fi
-exec "$@"
-"""
+    return render_template("kafka-run-class.sh.in", version=version, jvm_performance_opts=JVM_PERFORMANCE_OPTS,
+                           tools_log4j=log4j_opts(version, "tools"))
 
 
 def render_server_start(version: str) -> str:
-    server_log4j = log4j_opts(version, "server")
-    head = _header(version, "kafka-server-start.sh: runs a broker and/or KRaft controller (kafka.Kafka).")
-    return head + f"""#
-# Usage: kafka-server-start.sh [-daemon] server.properties [--override property=value]*
-# Defaults (each kept if already set): KAFKA_HEAP_OPTS="-Xmx1G -Xms1G",
-#   KAFKA_LOG4J_OPTS="{server_log4j}" (logs in $LOG_DIR, default <dist>/logs),
-#   EXTRA_ARGS="-name kafkaServer -loggc". See kafka-run-class.sh for the other variables.
-
-if [ $# -lt 1 ]; then
-  echo "USAGE: $0 [-daemon] server.properties [--override property=value]*" >&2
-  exit 1
-fi
-base_dir=$(cd -- "$(dirname -- "$0")/.." && pwd -P)
-
-export KAFKA_LOG4J_OPTS=${{KAFKA_LOG4J_OPTS:-{server_log4j}}}
-export KAFKA_HEAP_OPTS=${{KAFKA_HEAP_OPTS:--Xmx1G -Xms1G}}
-EXTRA_ARGS=${{EXTRA_ARGS--name kafkaServer -loggc}}
-
-if [ "$1" = "-daemon" ]; then
-  EXTRA_ARGS="-daemon $EXTRA_ARGS"
-  shift
-fi
-
-set -f
-# shellcheck disable=SC2086
-exec "$base_dir/bin/kafka-run-class.sh" $EXTRA_ARGS {KAFKA_MAIN} "$@"
-"""
+    return render_template("kafka-server-start.sh.in", version=version, main_class=KAFKA_MAIN,
+                           server_log4j=log4j_opts(version, "server"))
 
 
 def render_zookeeper_start(version: str) -> str:
-    server_log4j = log4j_opts(version, "server")
-    return _header(version, "zookeeper-server-start.sh: runs a ZooKeeper server (QuorumPeerMain).") + f"""#
-# Usage: zookeeper-server-start.sh [-daemon] zookeeper.properties
-# Defaults (each kept if already set): KAFKA_HEAP_OPTS="-Xmx512M -Xms512M",
-#   KAFKA_LOG4J_OPTS="{server_log4j}", EXTRA_ARGS="-name zookeeper -loggc".
-
-if [ $# -lt 1 ]; then
-  echo "USAGE: $0 [-daemon] zookeeper.properties" >&2
-  exit 1
-fi
-base_dir=$(cd -- "$(dirname -- "$0")/.." && pwd -P)
-
-export KAFKA_LOG4J_OPTS=${{KAFKA_LOG4J_OPTS:-{server_log4j}}}
-export KAFKA_HEAP_OPTS=${{KAFKA_HEAP_OPTS:--Xmx512M -Xms512M}}
-EXTRA_ARGS=${{EXTRA_ARGS--name zookeeper -loggc}}
-
-if [ "$1" = "-daemon" ]; then
-  EXTRA_ARGS="-daemon $EXTRA_ARGS"
-  shift
-fi
-
-set -f
-# shellcheck disable=SC2086
-exec "$base_dir/bin/kafka-run-class.sh" $EXTRA_ARGS {ZOOKEEPER_MAIN} "$@"
-"""
+    return render_template("zookeeper-server-start.sh.in", version=version, main_class=ZOOKEEPER_MAIN,
+                           server_log4j=log4j_opts(version, "server"))
 
 
 def render_stop_script(version: str, main_class: str, what: str) -> str:
     """A stop script sending SIGTERM to ``main_class`` JVMs started from this distribution's libs/."""
     pattern = " " + re.escape(main_class).replace("/", r"\/") + "( |$)"
     script = f"{'kafka' if main_class == KAFKA_MAIN else 'zookeeper'}-server-stop.sh"
-    return _header(version, f"{script}: stops {what} ({main_class}) with SIGTERM.") + f"""#
-# Usage: {script} [--all] [--wait SECONDS]
-#   By default only the {main_class} JVMs whose classpath is this distribution's libs/ are stopped
-#   (several installations or test nodes can share a host); --all stops every {main_class} JVM.
-#   --wait SECONDS waits for them to exit (exit code 1 if one is still running after that).
-# SIGTERM makes Kafka shut down cleanly (controlled shutdown, logs flushed); exit code 1 if none runs.
-
-base_dir=$(cd -- "$(dirname -- "$0")/.." && pwd -P)
-match_all=false
-wait_seconds=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --all) match_all=true; shift ;;
-    --wait) wait_seconds=$2; shift 2 ;;
-    *) echo "USAGE: $0 [--all] [--wait SECONDS]" >&2; exit 2 ;;
-  esac
-done
-
-find_pids() {{
-  ps -ww -eo pid=,stat=,args= | awk -v libs="$base_dir/libs/" -v all="$match_all" -v self="$$" \\
-    '$1 != self && $2 !~ /^Z/ && /{pattern}/ && (all == "true" || index($0, libs) > 0) {{ print $1 }}'
-}}
-
-pids=$(find_pids)
-if [ -z "$pids" ]; then
-  echo "No {what} to stop" >&2
-  exit 1
-fi
-# shellcheck disable=SC2086
-kill -TERM $pids
-
-# A process counts as gone once it has exited, even before its parent reaps it (state Z).
-running() {{
-  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  case "$state" in Z*|"") return 1 ;; esac
-  return 0
-}}
-
-waited=0
-while [ "$waited" -lt "$wait_seconds" ]; do
-  alive=""
-  for pid in $pids; do
-    if running "$pid"; then alive="$alive $pid"; fi
-  done
-  [ -z "$alive" ] && exit 0
-  sleep 1
-  waited=$((waited + 1))
-done
-if [ "$wait_seconds" -gt 0 ]; then
-  for pid in $pids; do
-    if running "$pid"; then
-      echo "{main_class} (pid $pid) still running after ${{wait_seconds}}s" >&2
-      exit 1
-    fi
-  done
-fi
-exit 0
-"""
+    return render_template("server-stop.sh.in", version=version, main_class=main_class, what=what, script=script,
+                           pattern=pattern)
 
 
 def render_tool_script(
     version: str, script: str, main_class: str, heap: str = "", args: Iterable[str] = ()
 ) -> str:
-    body = _header(version, f"{script}: runs {main_class}.")
-    if heap:
-        body += f'\nif [ -z "${{KAFKA_HEAP_OPTS:-}}" ]; then\n  export KAFKA_HEAP_OPTS="{heap}"\nfi\n'
-    extra = "".join(f" {a}" for a in args)
-    body += f'exec "$(dirname -- "$0")/kafka-run-class.sh" {main_class}{extra} "$@"\n'
-    return body
+    heap_block = f'\nif [ -z "${{KAFKA_HEAP_OPTS:-}}" ]; then\n  export KAFKA_HEAP_OPTS="{heap}"\nfi\n' if heap else ""
+    return render_template("tool.sh.in", version=version, script=script, main_class=main_class, heap=heap_block,
+                           args="".join(f" {a}" for a in args))
 
 
 def render_bin(version: str, tool_classes: Mapping[str, str]) -> dict[str, str]:
