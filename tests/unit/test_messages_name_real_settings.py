@@ -34,7 +34,9 @@ def known_settings():
     for playbook in list((REPO / "playbooks").glob("*.yml")) + [REPO / "site.yml"]:
         known |= set(NAME.findall(playbook.read_text()))
     modules = {p.stem for p in (REPO / "plugins" / "modules").glob("*.py")}
-    return known | modules | NOT_SETTINGS
+    filters = {node.name for path in (REPO / "plugins" / "filter").glob("*.py")
+               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)}
+    return known | modules | filters | NOT_SETTINGS
 
 
 def message_names():
