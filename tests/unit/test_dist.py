@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from kafka_metal import dist
+from kafka_metal import dist, dist_layout, dist_maven
 
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 REPO = "https://maven.example/maven2"
@@ -654,7 +654,7 @@ def test_generator_fingerprint_depends_on_version_and_templates(monkeypatch):
     a = dist.generator_fingerprint("4.1.1")
     assert a == dist.generator_fingerprint("4.1.1")
     assert a != dist.generator_fingerprint("4.1.2")
-    monkeypatch.setattr(dist, "TOOLS_LOG4J2_YAML", dist.TOOLS_LOG4J2_YAML + "# changed\n")
+    monkeypatch.setattr(dist_layout, "TOOLS_LOG4J2_YAML", dist.TOOLS_LOG4J2_YAML + "# changed\n")
     assert a != dist.generator_fingerprint("4.1.1")
 
 
@@ -685,7 +685,7 @@ def test_maven_log_tail_drops_boilerplate():
                      "[ERROR] Re-run Maven using the -X switch to enable full debug logging.",
                      "[ERROR] [Help 1] http://cwiki.apache.org/confluence/display/MAVEN/DependencyResolutionException",
                      "# exit code: 1"])
-    tail = dist._tail(log)
+    tail = dist_maven._tail(log)
     assert tail.splitlines() == ["    " + MISSING]
 
 
