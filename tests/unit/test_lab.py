@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 
 import pytest
 from kafka_metal import lab as L
-from kafka_metal import lab_cli
+from kafka_metal import lab_cli, lab_system
 from kafka_metal.tables import render_table
 
 NET = L.NetConfig()
@@ -420,6 +421,7 @@ def no_side_effects(monkeypatch):
         raise AssertionError(f"a unit test tried to change the system: {args}")
 
     monkeypatch.setattr(L, "run", refuse)
+    monkeypatch.setattr(lab_system, "run", refuse)
     monkeypatch.setattr(L.Lab, "_start_host", refuse)
     monkeypatch.setattr(L.Lab, "_locked", refuse)
 
@@ -484,7 +486,7 @@ def test_up_refuses_without_root(monkeypatch, tmp_path):
 
 def test_up_refuses_missing_tools(monkeypatch, tmp_path):
     monkeypatch.setattr(L.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(L.shutil, "which", lambda t: None if t == "systemd-nspawn" else "/usr/bin/" + t)
+    monkeypatch.setattr(shutil, "which", lambda t: None if t == "systemd-nspawn" else "/usr/bin/" + t)
     state = tmp_path / "state"
     with pytest.raises(L.LabError) as exc:
         L.Lab(state_dir=state, cache_dir=tmp_path / "cache").up(2)
@@ -496,7 +498,7 @@ def test_up_refuses_missing_tools(monkeypatch, tmp_path):
 
 def test_up_refuses_bad_network_before_anything_changes(monkeypatch, tmp_path):
     monkeypatch.setattr(L.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(L.shutil, "which", lambda t: "/usr/bin/" + t)
+    monkeypatch.setattr(shutil, "which", lambda t: "/usr/bin/" + t)
     state = tmp_path / "state"
     with pytest.raises(L.LabError, match="bridge name"):
         L.Lab(state_dir=state, bridge="much-too-long-bridge").up(1)
