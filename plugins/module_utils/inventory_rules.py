@@ -307,22 +307,34 @@ def _unknown_keys(where, entry, known):
     return out
 
 
+def _named_entries(value, var, shape, known, out):
+    """Each mapping entry of the list ``var`` as ``(index, entry, name, where)``; what is not a list or not a
+    mapping, a missing name and unknown keys go to ``out``."""
+    if value in (None, ""):
+        return
+    if not isinstance(value, list):
+        out.append(f"{var} must be a list of {shape}")
+        return
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            out.append(f"{var}[{i}] must be a mapping with a name")
+            continue
+        name = entry.get("name")
+        named = isinstance(name, str) and name.strip()
+        where = f"{var} entry {name}" if named else f"{var}[{i}]"
+        out += _unknown_keys(where, entry, known)
+        if not named:
+            out.append(f"{var}[{i}] has no name")
+        yield i, entry, name, where
+
+
 def topic_problems(topics, brokers, default_min_isr=None):
     """``kafka_topics`` entries Kafka would refuse, or that could never take a write with acks=all."""
-    if topics in (None, ""):
-        return []
-    if not isinstance(topics, list):
-        return ["kafka_topics must be a list of {name, partitions, replication_factor, configs}"]
     out, names, collide = [], {}, {}
-    for i, t in enumerate(topics):
-        if not isinstance(t, dict):
-            out.append(f"kafka_topics[{i}] must be a mapping with a name")
-            continue
-        name = t.get("name")
-        where = f"kafka_topics entry {name}" if isinstance(name, str) and name else f"kafka_topics[{i}]"
-        out += _unknown_keys(where, t, TOPIC_KEYS)
-        if not isinstance(name, str) or not name:
-            out.append(f"kafka_topics[{i}] has no name")
+    for i, t, name, where in _named_entries(topics, "kafka_topics", "{name, partitions, replication_factor, "
+                                            "configs}", TOPIC_KEYS, out):
+        if not isinstance(name, str) or not name.strip():
+            pass  # reported as having no name
         elif name in (".", "..") or not TOPIC_NAME.match(name):
             out.append(f"kafka_topics: {name!r} is not a name Kafka accepts: use 1-249 letters, digits, '.', '_' "
                        "or '-' (not . or ..)")
@@ -362,20 +374,8 @@ def topic_problems(topics, brokers, default_min_isr=None):
 
 def user_problems(users):
     """``kafka_users`` entries that cannot be applied (each present user needs its password)."""
-    if users in (None, ""):
-        return []
-    if not isinstance(users, list):
-        return ["kafka_users must be a list of {name, password} entries"]
     out, seen = [], set()
-    for i, u in enumerate(users):
-        if not isinstance(u, dict):
-            out.append(f"kafka_users[{i}] must be a mapping with a name and a password")
-            continue
-        name = u.get("name")
-        where = f"kafka_users entry {name}" if isinstance(name, str) and name else f"kafka_users[{i}]"
-        out += _unknown_keys(where, u, USER_KEYS)
-        if not isinstance(name, str) or not name.strip():
-            out.append(f"kafka_users[{i}] has no name")
+    for _i, u, name, where in _named_entries(users, "kafka_users", "{name, password} entries", USER_KEYS, out):
         mech = u.get("mechanism", "SCRAM-SHA-512")
         if mech not in kafka_admin.SCRAM_MECHANISMS:
             out.append(f"{where}: mechanism must be one of {', '.join(kafka_admin.SCRAM_MECHANISMS)}, got {mech!r}")

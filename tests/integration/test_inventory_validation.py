@@ -40,14 +40,19 @@ def zk_inventory(zookeepers=3, **kw):
     return inventory(controllers=0, zookeepers=zookeepers, kafka_metadata_mode="zookeeper", **kw)
 
 
-def run_site(tmp_path, inv):
-    path = tmp_path / "hosts.yml"
-    path.write_text(yaml.safe_dump(inv))
+def run_text(tmp_path, text, name="hosts.yml"):
+    """site.yml against an inventory written as ``text`` (YAML that a dump could not produce, too)."""
+    path = tmp_path / name
+    path.write_text(text)
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"))
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "site.yml", "-i", str(path)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def run_site(tmp_path, inv):
+    return run_text(tmp_path, yaml.safe_dump(inv))
 
 
 CASES = {
@@ -173,16 +178,6 @@ def test_bad_inventory_refused_before_any_host_changes(tmp_path, case):
             or "Validation of arguments failed" in out)
     assert expected in out, out[-3000:]
     assert "UNREACHABLE" not in out, "validation let a bad inventory through to a host play"
-
-
-def run_text(tmp_path, text, name="hosts.yml"):
-    path = tmp_path / name
-    path.write_text(text)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"))
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "site.yml", "-i", str(path)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 NOTHING_TO_DO = {

@@ -8,19 +8,9 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from . import lab_plan as plan
 from . import vmlab
-from .lab import (
-    DEFAULT_BRIDGE,
-    DEFAULT_CACHE_DIR,
-    DEFAULT_HOSTS,
-    DEFAULT_NETNS_PREFIX,
-    DEFAULT_STATE_DIR,
-    DEFAULT_SUBNET,
-    MAX_HOSTS,
-    MIN_HOSTS,
-    Lab,
-    LabError,
-)
+from .lab import Lab, LabError
 from .tables import render_table
 
 # ---------------------------------------------------------------------------------------------
@@ -118,7 +108,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     common.add_argument(
         "--state-dir",
         metavar="DIR",
-        help=f"lab state (default $KAFKA_METAL_LAB_DIR or {DEFAULT_STATE_DIR}; "
+        help=f"lab state (default $KAFKA_METAL_LAB_DIR or {plan.DEFAULT_STATE_DIR}; "
         "with --vm $KAFKA_METAL_VM_LAB_DIR or /var/lib/kafka-metal/vmlab)",
     )
     common.add_argument(
@@ -140,18 +130,18 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
         "--hosts",
         type=int,
         metavar="N",
-        help=f"number of hosts node1..nodeN ({MIN_HOSTS}-{MAX_HOSTS}; default: the lab's "
-        f"current size, or {DEFAULT_HOSTS} containers / 1 VM)",
+        help=f"number of hosts node1..nodeN ({plan.MIN_HOSTS}-{plan.MAX_HOSTS}; default: the lab's "
+        f"current size, or {plan.DEFAULT_HOSTS} containers / 1 VM)",
     )
     up.add_argument("--json", action="store_true", help="print the hosts as JSON (progress goes to stderr)")
     up.add_argument(
         "--cache-dir",
         metavar="DIR",
-        help=f"base root file system cache (default $KAFKA_METAL_CACHE_DIR or {DEFAULT_CACHE_DIR})",
+        help=f"base root file system cache (default $KAFKA_METAL_CACHE_DIR or {plan.DEFAULT_CACHE_DIR})",
     )
-    up.add_argument("--bridge", help=f"bridge name (default {DEFAULT_BRIDGE})")
-    up.add_argument("--subnet", help=f"lab subnet (default {DEFAULT_SUBNET})")
-    up.add_argument("--netns-prefix", help=f"network namespace prefix (default {DEFAULT_NETNS_PREFIX})")
+    up.add_argument("--bridge", help=f"bridge name (default {plan.DEFAULT_BRIDGE})")
+    up.add_argument("--subnet", help=f"lab subnet (default {plan.DEFAULT_SUBNET})")
+    up.add_argument("--netns-prefix", help=f"network namespace prefix (default {plan.DEFAULT_NETNS_PREFIX})")
     up.add_argument(
         "--boot-timeout",
         type=float,
