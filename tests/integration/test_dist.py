@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -97,7 +98,7 @@ def _cache_out_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def out_dir(tmp_path_factory):
-    if not (dist.shutil.which("mvn") and dist.shutil.which("java")):
+    if not (shutil.which("mvn") and shutil.which("java")):
         pytest.skip("mvn and java are needed (apt-get install maven openjdk-17-jre-headless)")
     return _cache_out_dir(tmp_path_factory)
 
