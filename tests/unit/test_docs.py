@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -98,10 +100,26 @@ CHANGELOG_ONLY = [
     (r"\btests? (?:were|was|are|is) added\b|\bchecks\.txt\b|\blist_checks\b", "how the project tests itself"),
     (r"\btools/bench_", "a benchmark of the project's own"),
 ]
-# Package registries and mirror hosts: operators use their own (their apt sources, their Maven settings).
+# Package registries and mirror hosts: operators use their own (their apt sources, their Maven settings). No
+# host name at all, then, but the example domains and the download sites the roles' own defaults name.
+HOST = r"\b(?:[a-z0-9-]+\.)+(?:org|com|net|io|dev|edu|info)\b"
+EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+
+
+@functools.cache
+def default_hosts():
+    """The hosts of the URLs in the roles' defaults (the Kafka download site), read from those files."""
+    text = "".join(p.read_text() for p in (ROOT / "roles").glob("*/defaults/main.yml"))
+    return {urllib.parse.urlsplit(u).hostname for u in re.findall(r"https?://[^\s\"'{}]+", text)}
+
+
+def _foreign_host(match):
+    host = match.group(0).lower()
+    return not (host.endswith(EXAMPLE_DOMAINS) or host in default_hosts())
+
+
 REGISTRIES = [
-    (r"\b(?:repo1?\.maven(?:\.apache)?\.org|central\.sonatype\.com|deb\.debian\.org|security\.debian\.org"
-     r"|ftp\.[a-z.]*debian\.org|pypi\.org|files\.pythonhosted\.org|galaxy\.ansible\.com)\b", "a registry host"),
+    (HOST, "a host name (a registry or mirror is the operator's own)"),
     (r"\bMaven Central\b|\bPyPI\b|\bDebian's mirror\b", "a registry by name"),
 ]
 
@@ -118,6 +136,8 @@ def test_no_development_history(path):
     patterns = HISTORY + REGISTRIES + (CHANGELOG_ONLY if path.name == "CHANGELOG.md" else [])
     for pattern, what in patterns:
         for m in re.finditer(pattern, text, flags=re.IGNORECASE):
+            if pattern == HOST and not _foreign_host(m):
+                continue
             line = text.count("\n", 0, m.start()) + 1
             found.append(f"{path.name}:{line}: {m.group(0)!r} ({what})")
     assert not found, "operator documentation speaks of the project's history or a registry:\n" + "\n".join(found)
@@ -125,7 +145,7 @@ def test_no_development_history(path):
 
 def test_history_patterns_catch_what_they_are_for():
     samples = ["see issue 18", "fixed in #18", "the closing note says", "as of stop 26", "in this session",
-               "we added it", "TODO: later", "the mirror at deb.debian.org", "from Maven Central",
+               "we added it", "TODO: later", "the mirror at packages.somewhere.org", "from Maven Central",
                "costs a fraction of what it did", "they are gone"]
     for sample in samples:
         assert any(re.search(p, sample, flags=re.IGNORECASE) for p, _ in HISTORY + REGISTRIES), sample
@@ -135,6 +155,10 @@ def test_history_patterns_catch_what_they_are_for():
             "one session per host", "each node is restarted"]
     for sample in fine:
         assert not any(re.search(p, sample, flags=re.IGNORECASE) for p, _ in HISTORY + REGISTRIES), sample
+    # host names: the example domains and the roles' own download site pass, any other host does not
+    hosts = [m for m in re.finditer(HOST, "kb1.example.net, mirror.corp.example.com, packages.somewhere.org")]
+    assert [_foreign_host(m) for m in hosts] == [False, False, True]
+    assert default_hosts() and not any(_foreign_host(re.search(HOST, h)) for h in default_hosts())
 
 
 def _slug(heading):
