@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import re
 
-from . import heap, luks, tuning
 from . import inventory_rules as rules
+from . import luks, tuning
 from .cluster import node_errors, replication_defaults, topology_errors
 from .rolling import connection_problems
 
@@ -49,17 +49,6 @@ def tuning_problems(disks, sysctls=None, sysctl_overrides=None, thp_enabled="mad
     if thp_defrag not in tuning.THP_DEFRAG_MODES:
         out.append(f"tuning_thp_defrag must be one of {', '.join(tuning.THP_DEFRAG_MODES)}, got {thp_defrag!r}")
     return out
-
-
-def heap_problem(setting, name):
-    """A message when an explicit heap size is malformed (``auto`` is fine)."""
-    if setting in (None, "", "auto"):
-        return ""
-    try:
-        heap.parse_size(setting, name)
-    except heap.HeapError as exc:
-        return str(exc)
-    return ""
 
 
 def host_roles(host, groups):
@@ -166,16 +155,13 @@ def host_problems(host, v, groups, exists=None):
     }
     if host in groups.get(CONTROLLERS, []):
         node["properties"]["controller_properties"] = get("controller_properties") or {}
-        out.append(heap_problem(get("controller_heap_size"), "controller_heap_size"))
     if host in groups.get(BROKERS, []):
         disks = get("tuning_data_disks") or []
         node["log_dirs"] = ([d.get("path") for d in disks if isinstance(d, dict)] if disks
                             else get("broker_log_dirs"))
         node["properties"]["broker_properties"] = get("broker_properties") or {}
-        out.append(heap_problem(get("broker_heap_size"), "broker_heap_size"))
     if host in groups.get(ZOOKEEPER, []):
         node["properties"]["zookeeper_properties"] = get("zookeeper_properties") or {}
-        out.append(heap_problem(get("zookeeper_heap_size"), "zookeeper_heap_size"))
     prefix = f"host {host}: "
     out += [e[len(prefix):] if e.startswith(prefix) else e for e in node_errors(host, node)]
     out += [e[len(host) + 2:] if e.startswith(host + ": ") else e for e in connection_problems(host, v)]

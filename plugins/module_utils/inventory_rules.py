@@ -103,13 +103,13 @@ def zookeeper_broker_id_problems(node_id, broker_settings=None):
 
 
 def heap_problems(name, setting):
-    """An explicit heap below what the process starts with (malformed sizes are reported elsewhere)."""
+    """An explicit heap that is malformed, or below what the process starts with (``auto`` is fine)."""
     if setting in (None, "", "auto") or name not in HEAP_SETTINGS:
         return []
     try:
         size = parse_size(setting, name)
-    except HeapError:
-        return []
+    except HeapError as exc:
+        return [str(exc)]
     floor = MIN_HEAP
     if size < floor:
         return [f"{name} {setting} is below the {floor // MIB}m the process needs to start and serve: "

@@ -113,7 +113,7 @@ def test_the_ensemble_is_checked_in_zookeeper_mode(zk_ids, expected):
     assert any(expected in e for e in out), out
 
 
-def test_heap_problem_accepts_auto_and_sizes():
-    assert inventory.heap_problem("auto", "broker_heap_size") == ""
-    assert inventory.heap_problem("6g", "broker_heap_size") == ""
-    assert "must be a size" in inventory.heap_problem("6 gigs", "broker_heap_size")
+def test_heap_problems_accept_auto_and_sizes():
+    assert inventory.rules.heap_problems("broker_heap_size", "auto") == []
+    assert inventory.rules.heap_problems("broker_heap_size", "6g") == []
+    assert "must be a size" in inventory.rules.heap_problems("broker_heap_size", "6 gigs")[0]

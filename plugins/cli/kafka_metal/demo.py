@@ -27,11 +27,10 @@ MECHANISM = "SCRAM-SHA-512"
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write a file only root can read (created 0600 before anything is written)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
+    """Write a file only root can read (atomically; never readable by others, not even while it is written)."""
+    from ansible_collections.metal.kafka.plugins.module_utils.files import write_file
+
+    write_file(str(path), text.encode(), 0o600)
 
 
 class Demo:
