@@ -82,7 +82,7 @@ class HostSettings:
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("hosts", "require_hosts"))
+    _VALID_ARGS = frozenset(("hosts", "require_hosts", "earlier"))
 
     def _role_files(self):
         """Every role's defaults, the options of each role's main entry point, and every name a role reads."""
@@ -136,6 +136,14 @@ class ActionModule(ActionBase):
             return result
         hosts = args.get("hosts")
         hosts = everyone if hosts is None else list(dict.fromkeys(hosts if isinstance(hosts, list) else [hosts]))
+        earlier = args.get("earlier")
+        if (isinstance(earlier, dict) and not earlier.get("failed") and isinstance(earlier.get("preflight"), dict)
+                and set(hosts) <= set(earlier.get("hosts") or [])):
+            # validated earlier in this run (a registered result is replaced even when a task is skipped,
+            # so each role asks again and gets the same answer, with the plan for its hosts)
+            result.update(changed=False, hosts=earlier["hosts"], preflight=earlier["preflight"],
+                          msg=earlier.get("msg", "inventory valid"))
+            return result
         defaults, specs, known = self._role_files()
         raw = self._variables(list(dict.fromkeys(everyone + hosts)), task_vars)
         resolved = {h: HostSettings(self._loader, defaults, v) for h, v in raw.items()}
@@ -150,7 +158,9 @@ class ActionModule(ActionBase):
             result.update(failed=True, errors=errors,
                           msg="The inventory is not valid; nothing was changed:\n- " + "\n- ".join(errors))
         else:
-            result.update(changed=False, hosts=hosts,
+            # what each host must offer, for the kafka role's check of the host before it changes anything
+            plans = {h: inventory.preflight_plan(h, resolved[h], groups) for h in hosts}
+            result.update(changed=False, hosts=hosts, preflight=plans,
                           msg=f"inventory valid ({len(hosts)} host{'s' if len(hosts) != 1 else ''} checked)")
         return result
 

@@ -10,6 +10,7 @@ from ansible_collections.metal.kafka.plugins.module_utils import (
     heap,
     luks,
     node,
+    preflight,
     properties,
     security,
     tuning,
@@ -205,6 +206,12 @@ def kafka_limit_problems(pid1_limits, nofile, nproc):
     return tuning.limit_problems(limits, int(nofile), int(nproc))
 
 
+def kafka_host_problems(host_facts, plan):
+    """Why this host cannot run its node (ports taken, limits, data disks, kernel), from kafka_host_facts'
+    result and the host's entry in kafka_validate's ``preflight``."""
+    return preflight.host_problems(dict(host_facts or {}), dict(plan or {}))
+
+
 def kafka_path_specs(paths, **attributes):
     """``[path, ...]`` -> ``[{"path": path, **attributes}, ...]`` (directories for the kafka_node module)."""
     return [dict(attributes, path=p) for p in paths or [] if p]
@@ -244,4 +251,5 @@ class FilterModule:
             "tuning_disk_devices": tuning_disk_devices,
             "kafka_heap_size": kafka_heap_size,
             "kafka_limit_problems": kafka_limit_problems,
+            "kafka_host_problems": kafka_host_problems,
         }

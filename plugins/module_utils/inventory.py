@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 from . import inventory_rules as rules
-from . import luks, tuning
+from . import luks, preflight, tuning
 from .cluster import node_errors, replication_defaults, topology_errors
 from .rolling import connection_problems
 
@@ -112,6 +112,19 @@ def role_problems(host, v, groups, exists=None):
     if exists is not None:
         out += rules.controller_file_problems(v, exists)
     return out
+
+
+def preflight_plan(host, v, groups):
+    """What the host must offer before its node is set up (:func:`preflight.host_plan`): the ports of its
+    roles and who may hold them, the limits of the Kafka unit, the data disks' devices, and whether the
+    inventory insists on tuning the running kernel."""
+    roles = host_roles(host, groups)
+    get = v.get
+    disks = get("tuning_data_disks")
+    return preflight.host_plan(rules.node_ports(v, roles, get("kafka_metadata_mode", "kraft")),
+                               get("kafka_user", "kafka"), get("zookeeper_user", "zookeeper"),
+                               get("kafka_limit_nofile", 100000), get("kafka_limit_nproc", 8192),
+                               disks if isinstance(disks, list) else [], get("tuning_kernel_apply", "auto"))
 
 
 def advertised_endpoints(groups, resolved):

@@ -17,7 +17,8 @@ description:
     module run (each module run costs seconds on a slow or emulated host).
   - One run answers everything the roles decide from, since each module run costs seconds on a slow or
     emulated host. Besides the above, the targets of O(links), which of O(users) and O(groups) exist, the
-    cluster ids recorded in O(storage_dirs), and with O(names) the host's names and IPv4 addresses.
+    cluster ids recorded in O(storage_dirs), the programs listening on O(ports), and with O(names) the
+    host's names and IPv4 addresses.
 options:
   paths:
     description: Paths to look for (tools, daemons); the ones that exist come back in RV(paths_present).
@@ -43,6 +44,13 @@ options:
     description: Kafka storage directories whose recorded cluster ids come back in RV(cluster_ids).
     type: list
     elements: path
+    default: []
+  ports:
+    description:
+      - TCP ports the host's node will listen on; the programs already listening on any of them come back in
+        RV(listeners) (read from C(/proc/net/tcp) and C(/proc/net/tcp6) of the host's network namespace).
+    type: list
+    elements: int
     default: []
   names:
     description: Also return the host's fully qualified name, short name and IPv4 addresses (for certificates).
@@ -113,6 +121,27 @@ cluster_ids:
   returned: always
   type: list
   elements: str
+listeners:
+  description: Sockets listening on any of O(ports), with the program that holds each.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    port:
+      description: The port.
+      type: int
+    address:
+      description: The local address it listens on (C(0.0.0.0) or C(::) for every address).
+      type: str
+    user:
+      description: The user owning the socket (its uid where the name is unknown).
+      type: str
+    pid:
+      description: The process holding it (0 when no process could be found).
+      type: int
+    process:
+      description: That process's name (empty when unknown).
+      type: str
 fqdn:
   description: The host's fully qualified name (with O(names)).
   returned: when O(names)
@@ -135,6 +164,7 @@ import pwd
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.metal.kafka.plugins.module_utils.preflight import listening_sockets, socket_inode
 from ansible_collections.metal.kafka.plugins.module_utils.storage import cluster_ids, inspect_dir
 from ansible_collections.metal.kafka.plugins.module_utils.tuning import parse_limits, thp_mode
 
@@ -157,6 +187,7 @@ def main():
             "users": {"type": "list", "elements": "str", "default": []},
             "groups": {"type": "list", "elements": "str", "default": []},
             "storage_dirs": {"type": "list", "elements": "path", "default": []},
+            "ports": {"type": "list", "elements": "int", "default": []},
             "names": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
@@ -185,6 +216,7 @@ def main():
         links={path: os.readlink(path) if os.path.islink(path) else None for path in p["links"]},
         users_present=[u for u in p["users"] if _exists(pwd.getpwnam, u)],
         groups_present=[g for g in p["groups"] if _exists(grp.getgrnam, g)],
+        listeners=_listeners(p["ports"]),
         cluster_ids=cluster_ids([inspect_dir(d) for d in dict.fromkeys(p["storage_dirs"])]),
         **(_names(module) if p["names"] else {}),
     )
@@ -196,6 +228,35 @@ def _exists(lookup, name):
         return True
     except KeyError:
         return False
+
+
+def _listeners(ports):
+    """Who listens on any of ``ports``: the sockets from /proc/net, their owners from /proc/PID/fd."""
+    wanted = set(ports)
+    if not wanted:
+        return []
+    found = [s for s in listening_sockets([_read("/proc/net/tcp"), _read("/proc/net/tcp6")]) if s["port"] in wanted]
+    if not found:
+        return []
+    inodes, holders = {s["inode"] for s in found}, {}
+    for pid in (d for d in os.listdir("/proc") if d.isdigit()):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                inode = socket_inode(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                if inode in inodes and inode not in holders:
+                    holders[inode] = int(pid)
+        except OSError:
+            continue  # the process ended, or is not ours to read
+    out = []
+    for s in found:
+        pid = holders.get(s["inode"], 0)
+        try:
+            user = pwd.getpwuid(s["uid"]).pw_name
+        except KeyError:
+            user = str(s["uid"])
+        out.append({"port": s["port"], "address": s["address"], "user": user, "pid": pid,
+                    "process": _read(f"/proc/{pid}/comm").strip() if pid else ""})
+    return out
 
 
 def _names(module):

@@ -51,6 +51,12 @@ options:
       - Default is every host in the three groups.
     type: list
     elements: str
+  earlier:
+    description:
+      - The registered result of an earlier run of this action in the same playbook run. When it passed
+        and checked every one of O(hosts), it is returned as it is instead of checking again, so each role
+        can ask for the validation and a playbook pays for it once.
+    type: dict
 extends_documentation_fragment:
   - metal.kafka.read_only
 """
@@ -60,6 +66,14 @@ EXAMPLES = r"""
   metal.kafka.kafka_validate:
     hosts: "{{ ansible_play_hosts_all }}"
   run_once: true
+  register: __kafka_metal_inventory
+
+- name: The same in a later role of the same run (returns the result above)
+  metal.kafka.kafka_validate:
+    hosts: "{{ ansible_play_hosts_all }}"
+    earlier: "{{ __kafka_metal_inventory | default(omit) }}"
+  run_once: true
+  register: __kafka_metal_inventory
 """
 
 RETURN = r"""
@@ -68,6 +82,13 @@ hosts:
   returned: success
   type: list
   elements: str
+preflight:
+  description:
+    - What each checked host must offer before its node is set up (the ports of its roles and the service
+      user that may hold each, the limits of the Kafka unit, the data disks' devices, whether the running
+      kernel must be tunable); the kafka role checks the host against it before changing anything.
+  returned: success
+  type: dict
 errors:
   description: Every problem found.
   returned: failure

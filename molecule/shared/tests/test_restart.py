@@ -12,6 +12,7 @@ still takes and returns messages.
 import hashlib
 import json
 import os
+import re
 import ssl
 import subprocess
 import threading
@@ -92,6 +93,54 @@ def certificate_fingerprints(cluster):
         pem = ssl.get_server_certificate((cluster["address"][h], port))
         out[h] = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
     return out
+
+
+SQUATTER = ("import socket, time; s = socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(); "
+            "time.sleep(900)")
+
+
+def test_a_port_in_use_or_a_missing_disk_stops_every_host_before_any_change(cluster, inventory):
+    """Mistakes only the host can show are found by the first read of the hosts, before anything changes:
+    a new client port that another program already listens on (on one broker), and a data disk that no
+    host has. The run fails naming both; no task changed anything; the nodes run on as before."""
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    broker = cluster["brokers"][0]
+    port = 9192
+    files = {h: f"{cluster['config_dir'][h]}/server.properties" for h in cluster["kafka_hosts"]}
+    before = {h: cluster["testinfra"][h].check_output(f"sha256sum {f}") for h, f in files.items()}
+    units = snapshot(cluster)
+    squatter = cluster["testinfra"][broker]
+    squatter.check_output("systemd-run --unit kafka-metal-squatter --property=Type=exec "
+                          f"/usr/bin/python3 -c \"{SQUATTER.format(port=port)}\"")
+    try:
+        for _ in range(50):
+            if squatter.socket(f"tcp://0.0.0.0:{port}").is_listening:
+                break
+            time.sleep(0.1)
+        extra = json.dumps({"broker_client_port": port,
+                            "tuning_data_disks": [{"device": "/dev/disk/by-id/kafka-metal-absent",
+                                                   "path": "/data/absent"}]})
+        proc = subprocess.run(["ansible-playbook", "-i", inventory, f"{project}/site.yml", "-e", extra],
+                              capture_output=True, text=True, timeout=600,
+                              env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+                                       ANSIBLE_CALLBACK_RESULT_FORMAT="json"))
+    finally:
+        squatter.run("systemctl stop kafka-metal-squatter")
+    out = proc.stdout + proc.stderr  # failures go to stderr
+    assert proc.returncode != 0, out[-4000:]
+    assert f"{broker} cannot run its node; nothing was changed on the hosts" in out, out[-4000:]
+    assert f"broker_client_port is {port}, but python3 (pid " in out, out[-4000:]
+    assert f"already listens on 0.0.0.0:{port} on this host" in out, out[-4000:]
+    # one failure line per host ("fatal: [HOST]: FAILED! => {... "msg": "HOST cannot run its node ..."}")
+    port_named = {m.group(1) for m in re.finditer(r"\[([^\]]+)\]: FAILED! => (.*)", out)
+                  if f"broker_client_port is {port}, but" in m.group(2)}
+    assert port_named == {broker}, out[-4000:]
+    assert "tuning_data_disks names /dev/disk/by-id/kafka-metal-absent (for /data/absent)" in out
+    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", out, re.M))
+    assert set(recap) >= set(cluster["hosts"]), out[-2000:]
+    assert all(recap[h] == "0" for h in cluster["hosts"]), recap
+    assert {h: cluster["testinfra"][h].check_output(f"sha256sum {f}") for h, f in files.items()} == before
+    assert snapshot(cluster) == units
 
 
 def test_config_change_restarts_one_node_at_a_time(cluster, inventory, bootstrap, client_conf, wire_security):
