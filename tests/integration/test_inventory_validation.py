@@ -40,13 +40,13 @@ def zk_inventory(zookeepers=3, **kw):
     return inventory(controllers=0, zookeepers=zookeepers, kafka_metadata_mode="zookeeper", **kw)
 
 
-def run_text(tmp_path, text, name="hosts.yml"):
-    """site.yml against an inventory written as ``text`` (YAML that a dump could not produce, too)."""
+def run_text(tmp_path, text, name="hosts.yml", playbook="site.yml"):
+    """A playbook (site.yml) against an inventory written as ``text`` (YAML that a dump could not produce, too)."""
     path = tmp_path / name
     path.write_text(text)
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"))
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "site.yml", "-i", str(path)],
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), playbook, "-i", str(path)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -197,6 +197,17 @@ def test_an_inventory_with_nothing_to_do_fails(tmp_path, case):
     assert rc != 0, out[-3000:]
     assert expected in out, out[-3000:]
     assert "UNREACHABLE" not in out
+
+
+def test_the_state_playbook_alone_validates_first(tmp_path):
+    """playbooks/kafka_state.yml run by itself refuses a topic Kafka would refuse before any connection,
+    and an inventory with nothing to do."""
+    inv = inventory(kafka_topics=[{"name": "orders", "partitions": 0}])
+    rc, out = run_text(tmp_path, yaml.safe_dump(inv), playbook="playbooks/kafka_state.yml")
+    assert rc != 0 and "UNREACHABLE" not in out, out[-3000:]
+    assert "partitions" in out and "orders" in out, out[-3000:]
+    rc, out = run_text(tmp_path, "all:\n  hosts: {}\n", playbook="playbooks/kafka_state.yml")
+    assert rc != 0 and "UNREACHABLE" not in out, out[-3000:]
 
 
 def test_a_misspelt_setting_is_warned_about(tmp_path):
