@@ -67,7 +67,9 @@ def http_root(tmp_path_factory, one_host):
 def run_play(tmp_path, lab, access, **group_vars):
     inv = {"all": {"children": {"kafka_controllers": {"hosts": {access.name: {"kafka_node_id": 1}}},
                                 "kafka_brokers": {"hosts": {access.name: {}}}},
-                   "vars": {"kafka_version": VERSION, "kafka_security_protocol": "PLAINTEXT", **group_vars}}}
+                   # lab containers grant at most 20000 open files (as inventories/lab sets it)
+                   "vars": {"kafka_version": VERSION, "kafka_security_protocol": "PLAINTEXT",
+                            "kafka_limit_nofile": 16384, **group_vars}}}
     path = tmp_path / "topology.yml"
     path.write_text(yaml.safe_dump(inv))
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
