@@ -109,8 +109,8 @@ def _rack_ok(snapshot, candidate, others, keep_diverse):
 # --- drain --------------------------------------------------------------------------------------------
 
 
-def drain_checks(snapshot, leaving):
-    """Refusals that do not depend on the choice of destinations."""
+def drain_checks(snapshot, leaving, fixed=()):
+    """Refusals that do not depend on the choice of destinations (partitions in ``fixed`` have theirs)."""
     unknown = sorted(set(leaving) - set(snapshot.brokers))
     if unknown:
         raise PlanError(f"broker {', '.join(map(str, unknown))} is not registered in the cluster (registered: "
@@ -120,7 +120,7 @@ def drain_checks(snapshot, leaving):
         raise PlanError("no broker would remain: a drain needs brokers to move the replicas to")
     too_wide = {}
     for tp, replicas in snapshot.assignment.items():
-        if set(replicas) & set(leaving) and len(replicas) > len(remaining):
+        if tp not in fixed and set(replicas) & set(leaving) and len(replicas) > len(remaining):
             too_wide.setdefault(tp[0], len(replicas))
     if too_wide:
         worst = ", ".join(f"{t} (replication factor {rf})" for t, rf in sorted(too_wide.items())[:5])
@@ -133,8 +133,8 @@ def drain(snapshot, leaving, fixed=None, reserve=0.10):
     (a resumed run) to their target, which is kept so that nothing is copied twice. A destination keeps
     ``reserve`` of its free bytes unused."""
     leaving = set(leaving)
-    drain_checks(snapshot, leaving)
     fixed = fixed or {}
+    drain_checks(snapshot, leaving, {tp for tp, t in fixed.items() if not set(t) & leaving})
     counts, nbytes = snapshot.load()
     incoming = {b: 0 for b in snapshot.brokers}
     moves = []

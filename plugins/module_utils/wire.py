@@ -656,3 +656,180 @@ def security_from_client_config(config):
                       check_hostname=algorithm != "none",
                       verify_certificates=not _false(config.get("enable.ssl.certificate.verification", True)))
     return Security(protocol, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Moving replicas: AlterPartitionReassignments v0, ListPartitionReassignments v0, DescribeLogDirs v4 and
+# UnregisterBroker v0 (all flexible; confluent-kafka has no API for them). Kafka 3.9.x and 4.x answer each.
+# --------------------------------------------------------------------------------------------------
+
+DESCRIBE_LOG_DIRS = 35
+ALTER_PARTITION_REASSIGNMENTS = 45
+LIST_PARTITION_REASSIGNMENTS = 46
+UNREGISTER_BROKER = 64
+ERROR_NAMES.update({
+    3: "UNKNOWN_TOPIC_OR_PART",
+    38: "INVALID_REPLICATION_FACTOR",
+    39: "INVALID_REPLICA_ASSIGNMENT",
+    56: "KAFKA_STORAGE_ERROR",
+    60: "REASSIGNMENT_IN_PROGRESS",
+    85: "NO_REASSIGNMENT_IN_PROGRESS",
+    94: "BROKER_ID_NOT_REGISTERED",
+})
+
+
+class ReassignmentError(ProbeError):
+    """Kafka refused (part of) a reassignment; ``errors`` maps (topic, partition) to "NAME: message"."""
+
+    def __init__(self, message, errors=None):
+        super().__init__(message)
+        self.errors = errors or {}
+
+
+def _int32_array(values):
+    return _uvarint(len(values) + 1) + b"".join(struct.pack(">i", v) for v in values)
+
+
+def _read_int32_array(r):
+    return [r.int32() for _ in range(r.compact_array_length())]
+
+
+def _by_topic(items):
+    """{(topic, partition): value} -> [(topic, [(partition, value)])], sorted."""
+    topics = {}
+    for (topic, partition), value in sorted(items.items()):
+        topics.setdefault(topic, []).append((partition, value))
+    return sorted(topics.items())
+
+
+def alter_partition_reassignments_request_v0(targets, timeout_ms=60000):
+    """``targets``: {(topic, partition): [replica ids] to move to, or None to cancel the move in flight}."""
+    body = struct.pack(">i", timeout_ms)
+    topics = _by_topic(targets)
+    body += _uvarint(len(topics) + 1)
+    for topic, partitions in topics:
+        body += _compact_string(topic) + _uvarint(len(partitions) + 1)
+        for partition, replicas in partitions:
+            body += struct.pack(">i", partition)
+            body += b"\x00" if replicas is None else _int32_array(list(replicas))
+            body += b"\x00"
+        body += b"\x00"
+    return body + b"\x00"
+
+
+def parse_alter_partition_reassignments_v0(data):
+    """{(topic, partition): "ERROR_NAME: message"} of the partitions Kafka refused (empty: all accepted)."""
+    r = _Reader(data)
+    r.skip_tagged_fields()  # response header v1
+    r.int32()  # throttle_time_ms
+    error, message = r.int16(), r.compact_string()
+    if error:
+        raise ReassignmentError(f"{error_name(error)}: {message or 'the reassignment was refused'}")
+    refused = {}
+    for _ in range(r.compact_array_length()):
+        topic = r.compact_string()
+        for _ in range(r.compact_array_length()):
+            partition, perror, pmessage = r.int32(), r.int16(), r.compact_string()
+            r.skip_tagged_fields()
+            if perror:
+                refused[(topic, partition)] = f"{error_name(perror)}: {pmessage or ''}".rstrip(": ")
+        r.skip_tagged_fields()
+    return refused
+
+
+def list_partition_reassignments_request_v0(timeout_ms=60000):
+    return struct.pack(">i", timeout_ms) + b"\x00" + b"\x00"  # every topic (null array), no tagged fields
+
+
+def parse_list_partition_reassignments_v0(data):
+    """{(topic, partition): {"replicas", "adding", "removing"}} of the reassignments in flight."""
+    r = _Reader(data)
+    r.skip_tagged_fields()
+    r.int32()
+    error, message = r.int16(), r.compact_string()
+    if error:
+        raise ReassignmentError(f"{error_name(error)}: {message or 'listing reassignments failed'}")
+    out = {}
+    for _ in range(r.compact_array_length()):
+        topic = r.compact_string()
+        for _ in range(r.compact_array_length()):
+            partition = r.int32()
+            replicas, adding, removing = _read_int32_array(r), _read_int32_array(r), _read_int32_array(r)
+            r.skip_tagged_fields()
+            out[(topic, partition)] = {"replicas": replicas, "adding": adding, "removing": removing}
+        r.skip_tagged_fields()
+    return out
+
+
+def describe_log_dirs_request_v4():
+    return b"\x00" + b"\x00"  # every topic (null array), no tagged fields
+
+
+def parse_describe_log_dirs_v4(data):
+    """The answering broker's log directories: [{"path", "error", "total_bytes", "usable_bytes",
+    "partitions": {(topic, partition): {"size", "offset_lag", "future"}}}]."""
+    r = _Reader(data)
+    r.skip_tagged_fields()
+    r.int32()
+    error = r.int16()
+    if error:
+        raise ProbeError(f"DescribeLogDirs: {error_name(error)}")
+    dirs = []
+    for _ in range(r.compact_array_length()):
+        derror, path = r.int16(), r.compact_string()
+        partitions = {}
+        for _ in range(r.compact_array_length()):
+            topic = r.compact_string()
+            for _ in range(r.compact_array_length()):
+                partition, size, lag = r.int32(), r.int64(), r.int64()
+                future = r.data[r.pos] != 0
+                r.pos += 1
+                r.skip_tagged_fields()
+                partitions[(topic, partition)] = {"size": size, "offset_lag": lag, "future": future}
+            r.skip_tagged_fields()
+        total, usable = r.int64(), r.int64()
+        r.skip_tagged_fields()
+        dirs.append({"path": path, "error": error_name(derror) if derror else None, "total_bytes": total,
+                     "usable_bytes": usable, "partitions": partitions})
+    return dirs
+
+
+def unregister_broker_request_v0(broker_id):
+    return struct.pack(">i", broker_id) + b"\x00"
+
+
+def parse_unregister_broker_v0(data):
+    r = _Reader(data)
+    r.skip_tagged_fields()
+    r.int32()
+    error, message = r.int16(), r.compact_string()
+    if error:
+        raise ProbeError(f"UnregisterBroker: {error_name(error)}{': ' + message if message else ''}")
+
+
+def alter_partition_reassignments(host, port, targets, timeout=30.0, security=PLAINTEXT):
+    """Submit reassignments (a list of replicas per partition, or None to cancel one in flight) to the broker
+    at host:port: the controller in ZooKeeper mode; any broker in KRaft mode (it forwards the request).
+    Returns the partitions Kafka refused, with why."""
+    body = alter_partition_reassignments_request_v0(targets, int(timeout * 1000))
+    return parse_alter_partition_reassignments_v0(_roundtrip(host, port, ALTER_PARTITION_REASSIGNMENTS, 0, body,
+                                                             timeout + 5, security, flexible=True))
+
+
+def list_partition_reassignments(host, port, timeout=30.0, security=PLAINTEXT):
+    """The reassignments in flight, from the broker at host:port (as for :func:`alter_partition_reassignments`)."""
+    body = list_partition_reassignments_request_v0(int(timeout * 1000))
+    return parse_list_partition_reassignments_v0(_roundtrip(host, port, LIST_PARTITION_REASSIGNMENTS, 0, body,
+                                                            timeout + 5, security, flexible=True))
+
+
+def describe_log_dirs(host, port, timeout=30.0, security=PLAINTEXT):
+    """The log directories of the broker at host:port, with each replica's size and the directory's free bytes."""
+    return parse_describe_log_dirs_v4(_roundtrip(host, port, DESCRIBE_LOG_DIRS, 4, describe_log_dirs_request_v4(),
+                                                 timeout, security, flexible=True))
+
+
+def unregister_broker(host, port, broker_id, timeout=30.0, security=PLAINTEXT):
+    """Remove a stopped broker's registration from a KRaft cluster (through any broker, which forwards it)."""
+    parse_unregister_broker_v0(_roundtrip(host, port, UNREGISTER_BROKER, 0, unregister_broker_request_v0(broker_id),
+                                          timeout, security, flexible=True))

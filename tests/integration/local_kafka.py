@@ -152,3 +152,101 @@ class LocalKafka:
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+
+class LocalCluster:
+    """Several Kafka nodes on 127.0.0.1 sharing one unpacked archive: node 1 is a combined controller and
+    broker, the others brokers, each with its own port and log directory (and ``racks`` when given). Plaintext;
+    ``extra`` settings go to every node."""
+
+    def __init__(self, workdir: Path, nodes: int = 4, racks=None, extra=()):
+        self.workdir = workdir
+        with tarfile.open(archive_path()) as tar:
+            tar.extractall(workdir, filter="data")
+        self.home = workdir / dist.dist_name(VERSION)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+        self.env.update(LC_ALL="C", JAVA_HOME=JAVA_HOME, KAFKA_HEAP_OPTS="-Xmx384m -Xms128m")
+        ports = set()
+        while len(ports) < nodes + 1:
+            ports.add(free_port())
+        ports = sorted(ports)
+        self.controller_port, self.ports = ports[0], {n: ports[n] for n in range(1, nodes + 1)}
+        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports.values())
+        self.racks = racks or {}
+        self.extra = list(extra)
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    def data_dir(self, node: int) -> Path:
+        return self.workdir / f"data{node}"
+
+    def properties(self, node: int) -> str:
+        roles = "broker,controller" if node == 1 else "broker"
+        listeners = f"PLAINTEXT://127.0.0.1:{self.ports[node]}"
+        if node == 1:
+            listeners += f",CONTROLLER://127.0.0.1:{self.controller_port}"
+        props = [
+            f"process.roles={roles}", f"node.id={node}",
+            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            "controller.listener.names=CONTROLLER", f"listeners={listeners}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.ports[node]}",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT", f"log.dirs={self.data_dir(node)}",
+            "auto.create.topics.enable=false", "offsets.topic.replication.factor=3",
+            "transaction.state.log.replication.factor=3", "transaction.state.log.min.isr=2",
+            "group.initial.rebalance.delay.ms=0", "log.segment.bytes=1048576",
+            "log.retention.check.interval.ms=5000", "log.initial.task.delay.ms=1000",
+            "file.delete.delay.ms=1000",
+        ]
+        if node in self.racks:
+            props.append(f"broker.rack={self.racks[node]}")
+        return "\n".join(props + self.extra) + "\n"
+
+    def tool(self, name: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+        cp = subprocess.run([str(self.home / "bin" / name), *args], capture_output=True, text=True,
+                            env=dict(self.env, LOG_DIR=str(self.workdir / "logs-tools")), timeout=timeout,
+                            start_new_session=True)
+        assert cp.returncode == 0, f"{name} exited {cp.returncode}:\n{cp.stdout[-2000:]}\n{cp.stderr[-2000:]}"
+        return cp
+
+    def start(self, nodes=None) -> None:
+        cluster_id = getattr(self, "cluster_id", None) or self.tool("kafka-storage.sh", "random-uuid").stdout.strip()
+        self.cluster_id = cluster_id
+        for node in nodes or self.ports:
+            config = self.workdir / f"server{node}.properties"
+            config.write_text(self.properties(node))
+            if not (self.data_dir(node) / "meta.properties").exists():
+                self.tool("kafka-storage.sh", "format", "-t", cluster_id, "-c", str(config))
+            console = open(self.workdir / f"server{node}.out", "a")  # noqa: SIM115 - kept open for the process
+            self.procs[node] = subprocess.Popen(
+                [str(self.home / "bin" / "kafka-server-start.sh"), str(config)], stdout=console,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                env=dict(self.env, LOG_DIR=str(self.workdir / f"logs{node}")))
+
+    def wait_ready(self, client, brokers: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for node, proc in self.procs.items():
+                if proc.poll() is not None:
+                    out = (self.workdir / f"server{node}.out").read_text()[-3000:]
+                    raise AssertionError(f"node {node} exited ({proc.returncode}):\n{out}")
+            try:
+                if len(client.describe_cluster(request_timeout=2).result(timeout=5).nodes) >= brokers:
+                    return
+            except Exception:  # noqa: BLE001 - not ready yet
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"{brokers} brokers not registered after {timeout}s")
+
+    def stop(self, nodes=None) -> None:
+        """Stop the nodes together (SIGTERM, then SIGKILL after 30 s)."""
+        procs = [p for n, p in self.procs.items() if (nodes is None or n in nodes) and p.poll() is None]
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+                time.sleep(0.2)
+            procs = [p for p in procs if p.poll() is None]
+            if not procs:
+                return

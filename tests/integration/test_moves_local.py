@@ -1,0 +1,128 @@
+"""The move engine against a real four-broker Kafka on this machine (no lab): the wire requests it needs, a
+throttled drain, a drain stopped and resumed, an abort, and a rebalance that brings the drained broker back.
+
+The lab scenario proves the same under load on lab hosts; this one runs in a minute and catches protocol and
+engine mistakes early.
+"""
+
+import time
+
+import pytest
+from ansible_collections.metal.kafka.plugins.module_utils import moving, moving_kafka, wire
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from local_kafka import NEEDS_JAVA, LocalCluster
+
+pytestmark = [NEEDS_JAVA, pytest.mark.maven]
+
+TOPIC, PARTITIONS, RECORDS = "moving", 8, 4000
+PAYLOAD = b"x" * 1000
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = LocalCluster(tmp_path_factory.mktemp("moves"), nodes=4)
+    c.start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    try:
+        c.wait_ready(admin, 4)
+        admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})])[TOPIC].result(30)
+        producer = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True,
+                             "linger.ms": 20})
+        for i in range(RECORDS):
+            producer.produce(TOPIC, key=str(i).encode(), value=PAYLOAD)
+            if i % 500 == 0:
+                producer.poll(0)
+        assert producer.flush(60) == 0
+        yield c
+    finally:
+        c.stop()
+
+
+def conf(c):
+    return {"bootstrap.servers": c.bootstrap}
+
+
+def engine(c, tmp_path, **kw):
+    return moving.Engine(moving_kafka.Cluster(conf(c)), str(tmp_path / "state"), say=lambda line: None,
+                         poll=0.5, **kw)
+
+
+def all_records(c):
+    consumer = Consumer({"bootstrap.servers": c.bootstrap, "group.id": f"check-{time.time()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([TOPIC])
+    keys, deadline = set(), time.monotonic() + 60
+    while len(keys) < RECORDS and time.monotonic() < deadline:
+        for msg in consumer.consume(500, timeout=1):
+            if msg.error() is None:
+                keys.add(msg.key())
+    consumer.close()
+    return len(keys)
+
+
+def assignment(c):
+    return moving_kafka.Cluster(conf(c)).view(sizes=False)["assignment"]
+
+
+def test_wire_requests_the_engine_needs(cluster):
+    host, port = "127.0.0.1", cluster.ports[1]
+    assert wire.list_partition_reassignments(host, port) == {}
+    dirs = wire.describe_log_dirs(host, port)
+    sizes = {tp: info["size"] for d in dirs for tp, info in d["partitions"].items() if tp[0] == TOPIC}
+    assert sizes and sum(sizes.values()) > 0 and all(d["usable_bytes"] > 0 for d in dirs)
+    refused = wire.alter_partition_reassignments(host, port, {(TOPIC, 0): [1, 2, 99]})
+    assert list(refused) == [(TOPIC, 0)] and "INVALID_REPLICA_ASSIGNMENT" in refused[(TOPIC, 0)] or \
+        "UNKNOWN" in refused[(TOPIC, 0)], refused
+    refused = wire.alter_partition_reassignments(host, port, {(TOPIC, 1): None})
+    assert "NO_REASSIGNMENT_IN_PROGRESS" in refused[(TOPIC, 1)]
+
+
+def test_throttled_drain_stopped_then_resumed_moves_each_partition_once(cluster, tmp_path):
+    before = assignment(cluster)
+
+    def copying():
+        # stop (as a killed run would) once the copies are under way
+        return bool(wire.list_partition_reassignments("127.0.0.1", cluster.ports[1]))
+
+    first = engine(cluster, tmp_path, throttle=200_000, stop=copying)
+    with pytest.raises(moving.Stopped):
+        first.run("drain", [4])
+    state = moving.read_state(first.path)
+    targets = dict(state["targets"])
+    assert wire.list_partition_reassignments("127.0.0.1", cluster.ports[1]), "nothing was in flight when stopped"
+    second = engine(cluster, tmp_path, throttle=200_000)
+    second.run("drain", [4])
+    after = assignment(cluster)
+    assert not any(4 in r for r in after.values())
+    for key, target in targets.items():
+        assert after[moving._tp(key)] == target, "a target chosen before the stop was changed"
+    for tp, replicas in before.items():
+        if 4 not in replicas:
+            assert after[tp] == replicas, f"{tp} did not hold a replica on broker 4 and was moved"
+    assert not moving_kafka.Cluster(conf(cluster)).holds([4])
+    assert moving_kafka.Cluster(conf(cluster)).throttles() == {"topics": {}, "brokers": {}}
+    assert all_records(cluster) == RECORDS
+
+
+def test_rebalance_brings_the_empty_broker_back(cluster, tmp_path):
+    run = engine(cluster, tmp_path, throttle=5_000_000)
+    run.run("rebalance")
+    view = moving_kafka.Cluster(conf(cluster)).view(sizes=False)
+    counts = {b: sum(b in r for r in view["assignment"].values()) for b in view["brokers"]}
+    assert max(counts.values()) - min(counts.values()) <= 1, counts
+    assert all_records(cluster) == RECORDS
+
+
+def test_abort_puts_every_partition_back(cluster, tmp_path):
+    before = assignment(cluster)
+
+    def copying():
+        return bool(wire.list_partition_reassignments("127.0.0.1", cluster.ports[1]))
+
+    with pytest.raises(moving.Stopped):
+        engine(cluster, tmp_path, throttle=100_000, stop=copying).run("drain", [2])
+    engine(cluster, tmp_path, throttle=200_000).abort()
+    assert assignment(cluster) == before
+    assert moving_kafka.Cluster(conf(cluster)).throttles() == {"topics": {}, "brokers": {}}
+    assert all_records(cluster) == RECORDS
