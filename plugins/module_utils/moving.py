@@ -351,7 +351,7 @@ class Engine:
                        timeout=600)
         self._wait(lambda v, f: not health_problems(v), "every partition to have all its replicas in sync",
                    timeout=600)
-        self.cluster.restore_throttles(state.get("throttles") or {})
+        self._restore_throttles()
         os.unlink(self.path)
         self.state = None
         self.say("done: every replica is in sync and the throttles are removed")
@@ -387,7 +387,7 @@ class Engine:
             self._wait(lambda v, f: all(v["assignment"].get(tp) == r for tp, r in back.items())
                        and not set(back) & set(f), "the original replicas", timeout=None)
         self.cluster.elect_preferred(sorted(original))
-        self.cluster.restore_throttles(self.state.get("throttles") or {})
+        self._restore_throttles()
         os.unlink(self.path)
         self.state = None
         self.say("aborted: every partition has its original replicas, and the throttles are removed")
@@ -396,7 +396,21 @@ class Engine:
 
     def _set_throttles(self, copying):
         topics, brokers = throttle_settings(copying, self.throttle)
+        touched = self.state.setdefault("touched", {"topics": [], "brokers": []})
+        touched["topics"] = sorted(set(touched["topics"]) | set(topics))
+        touched["brokers"] = sorted(set(touched["brokers"]) | set(brokers))
+        write_state(self.path, self.state)  # before the change: an interrupted run still removes them
         self.cluster.set_throttles(topics, brokers)
+
+    def _restore_throttles(self):
+        saved = self.state.get("throttles") or {}
+        self.cluster.restore_throttles(saved, self.state.get("touched"))
+
+        def same(now, before):
+            return {str(k): v for k, v in now.items()} == {str(k): v for k, v in (before or {}).items()}
+
+        self._wait(lambda v, f: all(same(self.cluster.throttles()[k], saved.get(k)) for k in ("topics", "brokers")),
+                   "the throttle settings to be removed", timeout=60)
 
     def _submit(self, targets):
         refused = self.cluster.reassign(targets)

@@ -191,24 +191,25 @@ class Cluster:
         resources += [resource(a.ResourceType.BROKER, b, c) for b, c in sorted(brokers.items())]
         self._alter(resources, "setting the replication throttles")
 
-    def restore_throttles(self, saved):
-        """Put the throttle settings back as they were before (``saved``, from :meth:`throttles`): every key that
-        is set now and was not then is deleted."""
+    def restore_throttles(self, saved, touched=None):
+        """Put the throttle settings back as they were (``saved``, from :meth:`throttles`): on every topic and
+        broker that has one now or was throttled by this operation (``touched``: {"topics": [...], "brokers":
+        [...]}), each key is set to its old value or deleted. Deleting does not depend on reading the configs
+        first, which a broker may answer from a cache a moment behind."""
         a = self._admin_mod
         now = self.throttles()
+        touched = touched or {}
         resources = []
-        for kind, restype in (("topics", a.ResourceType.TOPIC), ("brokers", a.ResourceType.BROKER)):
-            before = (saved or {}).get(kind, {})
-            for name in sorted(set(now[kind]) | set(before)):
-                was, is_now = before.get(str(name), before.get(name, {})), now[kind].get(name, {})
-                entries = []
-                for key in sorted(set(was) | set(is_now)):
-                    if key in was and was[key] != is_now.get(key):
-                        entries.append(a.ConfigEntry(key, was[key], incremental_operation=a.AlterConfigOpType.SET))
-                    elif key not in was:
-                        entries.append(a.ConfigEntry(key, None, incremental_operation=a.AlterConfigOpType.DELETE))
-                if entries:
-                    resources.append(a.ConfigResource(restype, str(name), incremental_configs=entries))
+        for kind, restype, keys in (("topics", a.ResourceType.TOPIC, moving.TOPIC_THROTTLES),
+                                    ("brokers", a.ResourceType.BROKER, moving.BROKER_THROTTLES)):
+            before = {str(k): v for k, v in ((saved or {}).get(kind) or {}).items()}
+            names = {str(n) for n in now[kind]} | set(before) | {str(n) for n in touched.get(kind, [])}
+            for name in sorted(names):
+                was = before.get(name, {})
+                entries = [a.ConfigEntry(key, was[key], incremental_operation=a.AlterConfigOpType.SET) if key in was
+                           else a.ConfigEntry(key, None, incremental_operation=a.AlterConfigOpType.DELETE)
+                           for key in keys]
+                resources.append(a.ConfigResource(restype, name, incremental_configs=entries))
         self._alter(resources, "removing the replication throttles")
 
     def _alter(self, resources, what):

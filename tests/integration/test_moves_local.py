@@ -126,3 +126,20 @@ def test_abort_puts_every_partition_back(cluster, tmp_path):
     assert assignment(cluster) == before
     assert moving_kafka.Cluster(conf(cluster)).throttles() == {"topics": {}, "brokers": {}}
     assert all_records(cluster) == RECORDS
+
+
+def test_command_line_dry_run_and_refusal(cluster):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = str(Path(sys.executable).parent / "kafka-metal")
+    out = subprocess.run([exe, "broker", "drain", "3", "--bootstrap-server", cluster.bootstrap, "--dry-run",
+                          "--throttle", "1MB"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "-> " in out.stdout and "to copy; at 976.6 KiB/s at least" in out.stdout, out.stdout
+    before = assignment(cluster)
+    bad = subprocess.run([exe, "broker", "drain", "9", "--bootstrap-server", cluster.bootstrap],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "broker 9 is not registered in the cluster" in bad.stderr, bad.stderr
+    assert assignment(cluster) == before

@@ -32,3 +32,17 @@ def test_health_problems_name_the_partitions_out_of_sync():
     view = {"assignment": {("a", 0): [1, 2, 3], ("a", 1): [2, 3, 4]}, "isr": {("a", 0): [1, 2], ("a", 1): [2, 3, 4]}}
     [problem] = moving.health_problems(view)
     assert problem.startswith("partition a-0 is under-replicated (replicas [1, 2, 3], in sync [1, 2]): wait until")
+
+
+def test_throttle_rates_read_as_operators_write_them():
+    import pytest
+    from kafka_metal import moving as cli
+
+    assert cli.parse_rate("2MB") == 2_000_000
+    assert cli.parse_rate("1.5MiB") == 1_572_864
+    assert cli.parse_rate("500000") == 500_000
+    assert cli.parse_rate("800k/s") == 800_000
+    with pytest.raises(ValueError, match="give bytes per second, such as 2MB"):
+        cli.parse_rate("fast")
+    with pytest.raises(ValueError, match="below 1 KiB/s"):
+        cli.parse_rate("100")
