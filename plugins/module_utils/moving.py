@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 
@@ -41,6 +42,21 @@ class MoveError(Exception):
 
 class Stopped(Exception):
     """The run was asked to stop (the moves in flight go on in Kafka; run the command again to resume)."""
+
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+          "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_rate(text):
+    """``2MB``, ``1.5MiB``, ``500k`` or a number of bytes (per second) -> bytes per second."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*?)(?:/s)?\s*", str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"throttle {text!r}: give bytes per second, such as 2MB, 1.5MiB or 500000")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if value < 1024:
+        raise ValueError(f"throttle {text!r} is below 1 KiB/s: replication could not keep up with any writes")
+    return int(value)
 
 
 # --- the state kept between runs -------------------------------------------------------------------

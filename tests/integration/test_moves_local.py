@@ -143,3 +143,52 @@ def test_command_line_dry_run_and_refusal(cluster):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "broker 9 is not registered in the cluster" in bad.stderr, bad.stderr
     assert assignment(cluster) == before
+
+
+def run_playbook(cluster, tmp_path, playbook, *args):
+    """A playbook of the collection against an inventory of the local brokers (node 1 the controller); the move
+    task runs on the controller, so no host is contacted."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    # the hosts are never contacted (port 1); each advertises the local broker's port, and an internal port of
+    # its own
+    brokers = {f"b{n}": {"kafka_node_id": n, "kafka_advertised_host": "127.0.0.1", "broker_client_port": port,
+                         "broker_internal_port": 20000 + n, "ansible_host": "127.0.0.1", "ansible_port": 1}
+               for n, port in cluster.ports.items()}
+    inv = {"all": {"vars": {"kafka_security_protocol": "PLAINTEXT", "kafka_archive_checksum": "0" * 128},
+                   "children": {"kafka_controllers": {"hosts": {"b1": {}}}, "kafka_brokers": {"hosts": brokers}}}}
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inv))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_COLLECTIONS_PATH=str(repo / ".collections"), HOME=str(tmp_path))
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), playbook, "-i", str(path), *args],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout + proc.stderr, json
+
+
+def test_playbooks_check_mode_plans_and_the_run_moves(cluster, tmp_path):
+    before = assignment(cluster)
+    rc, out, json = run_playbook(cluster, tmp_path, "playbooks/broker_drain.yml", "--check",
+                                 "-e", '{"kafka_move_brokers": [3]}', "-e", "kafka_move_throttle=1MB")
+    assert rc == 0, out[-3000:]
+    assert "bytes to copy, at least" in out and "changed=1" in out, out[-3000:]
+    assert assignment(cluster) == before
+    rc, out, _ = run_playbook(cluster, tmp_path, "playbooks/broker_drain.yml", "-e", '{"kafka_move_brokers": [3]}',
+                              "-e", "kafka_move_throttle=2MB")
+    assert rc == 0, out[-3000:]
+    assert not any(3 in r for r in assignment(cluster).values())
+    rc, out, _ = run_playbook(cluster, tmp_path, "playbooks/broker_drain.yml", "-e", '{"kafka_move_brokers": [3]}')
+    assert rc == 0 and "changed=0" in out, out[-3000:]  # a second run changes nothing
+    rc, out, _ = run_playbook(cluster, tmp_path, "playbooks/rebalance.yml", "-e", "kafka_move_throttle=2MB")
+    assert rc == 0, out[-3000:]
+    view = moving_kafka.Cluster(conf(cluster)).view(sizes=False)
+    counts = {b: sum(b in r for r in view["assignment"].values()) for b in view["brokers"]}
+    assert max(counts.values()) - min(counts.values()) <= 1, counts
+    assert all_records(cluster) == RECORDS

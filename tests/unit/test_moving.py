@@ -36,8 +36,8 @@ def test_health_problems_name_the_partitions_out_of_sync():
 
 def test_throttle_rates_read_as_operators_write_them():
     import pytest
-    from kafka_metal import moving as cli
 
+    cli = moving
     assert cli.parse_rate("2MB") == 2_000_000
     assert cli.parse_rate("1.5MiB") == 1_572_864
     assert cli.parse_rate("500000") == 500_000

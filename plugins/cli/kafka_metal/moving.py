@@ -9,7 +9,6 @@ its host.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import sys
 import time
@@ -19,20 +18,6 @@ from . import ensure_collection_path
 ensure_collection_path()
 
 from ansible_collections.metal.kafka.plugins.module_utils import moves, moving  # noqa: E402
-
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
-          "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
-
-
-def parse_rate(text):
-    """``2MB``, ``1.5MiB``, ``500k`` or a number of bytes (per second) -> bytes per second."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*?)(?:/s)?\s*", str(text))
-    if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"--throttle {text!r}: give bytes per second, such as 2MB, 1.5MiB or 500000")
-    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if value < 1024:
-        raise ValueError(f"--throttle {text!r} is below 1 KiB/s: replication could not keep up with any writes")
-    return int(value)
 
 
 def _conf(args):
@@ -56,7 +41,7 @@ def _engine(args, stop):
         print(f"[{time.monotonic() - start:7.1f}s] {line}", flush=True)
 
     return moving.Engine(moving_kafka.Cluster(_conf(args)), args.state_dir, say=say,
-                         throttle=parse_rate(args.throttle) if args.throttle else None, max_moves=args.max_moves,
+                         throttle=moving.parse_rate(args.throttle) if args.throttle else None, max_moves=args.max_moves,
                          replica_skew=getattr(args, "replica_skew", 0.10), byte_skew=getattr(args, "byte_skew", 0.15),
                          stop=stop)
 
