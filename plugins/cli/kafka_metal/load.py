@@ -608,6 +608,17 @@ def librdkafka_settings(props: dict) -> dict:
     return conf
 
 
+def client_settings(bootstrap, command_config=None) -> dict:
+    """librdkafka settings for ``--bootstrap-server`` and ``--command-config`` (LoadError names the file)."""
+    conf = {"bootstrap.servers": bootstrap}
+    if command_config:
+        try:
+            conf.update(read_command_config(command_config))
+        except (OSError, LoadError) as exc:
+            raise LoadError(f"--command-config {command_config}: {exc}") from None
+    return conf
+
+
 def read_command_config(path) -> dict:
     """librdkafka settings from a Java-style client properties file (Kafka tools' ``--command-config``)."""
     from ansible_collections.metal.kafka.plugins.module_utils import properties

@@ -23,13 +23,10 @@ from ansible_collections.metal.kafka.plugins.module_utils import moves, moving  
 def _conf(args):
     from . import load
 
-    conf = {"bootstrap.servers": args.bootstrap_server}
-    if args.command_config:
-        try:
-            conf.update(load.read_command_config(args.command_config))
-        except (OSError, load.LoadError) as exc:
-            raise moving.MoveError(f"--command-config {args.command_config}: {exc}") from None
-    return conf
+    try:
+        return load.client_settings(args.bootstrap_server, args.command_config)
+    except load.LoadError as exc:
+        raise moving.MoveError(str(exc)) from None
 
 
 def _engine(args, stop):
