@@ -702,6 +702,14 @@ def _by_topic(items):
     return sorted(topics.items())
 
 
+def _flexible_answer(data):
+    """A flexible response's reader after its header, throttle time, error code and error message."""
+    r = _Reader(data)
+    r.skip_tagged_fields()  # response header v1
+    r.int32()  # throttle_time_ms
+    return r, r.int16(), r.compact_string()
+
+
 def alter_partition_reassignments_request_v0(targets, timeout_ms=60000):
     """``targets``: {(topic, partition): [replica ids] to move to, or None to cancel the move in flight}."""
     body = struct.pack(">i", timeout_ms)
@@ -719,10 +727,7 @@ def alter_partition_reassignments_request_v0(targets, timeout_ms=60000):
 
 def parse_alter_partition_reassignments_v0(data):
     """{(topic, partition): "ERROR_NAME: message"} of the partitions Kafka refused (empty: all accepted)."""
-    r = _Reader(data)
-    r.skip_tagged_fields()  # response header v1
-    r.int32()  # throttle_time_ms
-    error, message = r.int16(), r.compact_string()
+    r, error, message = _flexible_answer(data)
     if error:
         raise ReassignmentError(f"{error_name(error)}: {message or 'the reassignment was refused'}")
     refused = {}
@@ -743,10 +748,7 @@ def list_partition_reassignments_request_v0(timeout_ms=60000):
 
 def parse_list_partition_reassignments_v0(data):
     """{(topic, partition): {"replicas", "adding", "removing"}} of the reassignments in flight."""
-    r = _Reader(data)
-    r.skip_tagged_fields()
-    r.int32()
-    error, message = r.int16(), r.compact_string()
+    r, error, message = _flexible_answer(data)
     if error:
         raise ReassignmentError(f"{error_name(error)}: {message or 'listing reassignments failed'}")
     out = {}
@@ -799,10 +801,7 @@ def unregister_broker_request_v0(broker_id):
 
 
 def parse_unregister_broker_v0(data):
-    r = _Reader(data)
-    r.skip_tagged_fields()
-    r.int32()
-    error, message = r.int16(), r.compact_string()
+    r, error, message = _flexible_answer(data)
     if error:
         raise ProbeError(f"UnregisterBroker: {error_name(error)}{': ' + message if message else ''}")
 
