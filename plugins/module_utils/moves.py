@@ -231,12 +231,16 @@ def rebalance(snapshot, replica_skew=0.10, byte_skew=0.15, exclude=(), max_steps
         return []
     limit = max_steps if max_steps is not None else sum(state.counts.values()) + 1
     steps = 0
+    last = None
     while not within(state.counts, state.nbytes, replica_skew, byte_skew) and steps < limit:
         step = state.best_step(byte_skew)
-        if step is None:
-            break
+        if step is None or (last is not None and step == (last[0], last[2], last[1])):
+            break  # nothing to move, or the step would undo the last one: the skews cannot both be met
         state.apply(*step)
+        last = step
         steps += 1
+    if within(state.counts, state.nbytes, replica_skew, byte_skew):
+        state.trim(replica_skew, byte_skew)
     return [Move(tp[0], tp[1], state.original[tp], state.assignment[tp], snapshot.size(tp))
             for tp in sorted(state.assignment) if state.assignment[tp] != state.original[tp]]
 
@@ -351,6 +355,50 @@ class _Balance:
                 left -= 1
         return None
 
+    def trim(self, replica_skew, byte_skew):
+        """Take back what the greedy steps moved beyond the need: largest first, each replica move that the
+        cluster can do without (still within the skews) is undone, or else replaced by the smallest partition on
+        the same source that the destination can take and that keeps the skews. Greedy steps overshoot at the end
+        (a broker filled by a partition larger than its last gap); this brings the bytes moved near the least."""
+        moved = sorted(((self.s.size(tp), tp, self.original[tp][i], b)
+                        for tp in self.assignment for i, b in enumerate(self.assignment[tp])
+                        if b != self.original[tp][i]), reverse=True)
+        for size, tp, src, dst in moved:
+            if src not in self.on or dst not in self.on or dst not in self.assignment[tp] or \
+                    src in self.assignment[tp]:
+                continue
+            self.apply(tp, dst, src)  # undo
+            if within(self.counts, self.nbytes, replica_skew, byte_skew):
+                continue
+            if not self._smaller_instead(tp, size, src, dst, replica_skew, byte_skew):
+                self.apply(tp, src, dst)  # nothing smaller will do: the move stays
+
+    def _smaller_instead(self, tp, size, src, dst, replica_skew, byte_skew):
+        """Move the smallest partition on ``src`` (smaller than ``tp``, one of its original replicas) that
+        ``dst`` can take and that keeps the skews; whether one was found. The sizes that keep the byte skew form
+        an interval (from the loads of ``src``, ``dst`` and the extremes of the other brokers), found by
+        bisection; the replica counts do not change (one replica from ``src`` to ``dst``, as before)."""
+        allowed = byte_skew * self.mean_bytes
+        others = [v for b, v in self.nbytes.items() if b not in (src, dst)]
+        top, bottom = (max(others), min(others)) if others else (-math.inf, math.inf)
+        a, b = self.nbytes[src], self.nbytes[dst]
+        lo = max((a - b - allowed) / 2, a - bottom - allowed, top - allowed - b, 0)
+        hi = min((allowed + a - b) / 2, a - top + allowed, bottom + allowed - b, size - 1)
+        if lo > hi:
+            return False
+        rack = self.s.brokers.get(dst)
+        held = self.sorted_on[src]
+        for i in range(bisect.bisect_left(held, (lo,)), len(held)):
+            other_size, other = held[i]
+            if other_size > hi:
+                return False
+            if other == tp or other in self.on[dst] or src not in self.original[other] or \
+                    not self._rack_fits(other, src, rack):
+                continue
+            self.apply(other, src, dst)
+            return True
+        return False
+
     def apply(self, tp, src, dst):
         replicas = self.assignment[tp]
         for b in replicas:
@@ -417,13 +465,33 @@ def traffic(moves, leaders):
 
 def lower_bound_seconds(moves, leaders, throttle, write_rate=0.0):
     """T*: the largest, over brokers, of the bytes each must receive or send, over the throttle less the rate at
-    which producers write into the moving partitions (their new replicas must keep up with that too)."""
+    which producers write into the moving partitions it receives or sends (their new replicas must keep up with
+    that too). ``write_rate``: bytes per second, one figure for every broker, or per partition (a mapping
+    (topic, partition) -> bytes per second)."""
+    per_partition = write_rate if isinstance(write_rate, dict) else None
     recv, send = traffic(moves, leaders)
-    worst = max([0] + list(recv.values()) + list(send.values()))
-    usable = throttle - write_rate
-    if worst and usable <= 0:
-        return math.inf
-    return worst / usable if worst else 0.0
+    writes = {}
+    if per_partition is not None:
+        for m in moves:
+            tp = (m.topic, m.partition)
+            if not m.adding:
+                continue
+            involved = set(m.adding)
+            leader = leaders.get(tp, m.before[0] if m.before else None)
+            if leader is not None:
+                involved.add(leader)
+            for b in involved:
+                writes[b] = writes.get(b, 0.0) + per_partition.get(tp, 0.0)
+    worst = 0.0
+    for b in set(recv) | set(send):
+        need = max(recv.get(b, 0), send.get(b, 0))
+        if not need:
+            continue
+        usable = throttle - (writes.get(b, 0.0) if per_partition is not None else write_rate)
+        if usable <= 0:
+            return math.inf
+        worst = max(worst, need / usable)
+    return worst
 
 
 def total_bytes(moves):

@@ -40,6 +40,10 @@ class MoveError(Exception):
     """The operation cannot go on; the message names the partition or broker and the fix."""
 
 
+class NothingToDo(MoveError):
+    """The operation has nothing to do (a healthy broker asked to be rebuilt)."""
+
+
 class Stopped(Exception):
     """The run was asked to stop (the moves in flight go on in Kafka; run the command again to resume)."""
 
@@ -111,6 +115,24 @@ def throttle_settings(move_list, rate):
                      for t, e in topics.items()}
     broker_configs = {b: {LEADER_RATE: str(int(rate)), FOLLOWER_RATE: str(int(rate))} for b in sorted(brokers)}
     return topic_configs, broker_configs
+
+
+def rebuild_leader_rates(plan, leaders, broker, rate):
+    """Leader-side rates for the brokers a rebuilt broker fetches from, adding up to ``rate``: each leader's share
+    in proportion to the bytes it sends, so that all finish together and the refetch runs at ``rate`` from its
+    first second (the broker's own follower throttle can only be set once it is up). A replica that leads
+    nothing now gets an even share, in case leadership moves to it."""
+    sends = Counter()
+    sources = set()
+    for m in plan:
+        sources.update(b for b in m.before if b != broker)
+        leader = leaders.get((m.topic, m.partition))
+        if leader is not None and leader != broker:
+            sends[leader] += m.bytes
+    total = sum(sends.values())
+    floor = max(1024, rate // (4 * max(1, len(sources))))
+    return {b: max(floor, int(rate * sends[b] / total)) if total and b in sends else max(floor, rate // len(sources))
+            for b in sorted(sources)}
 
 
 # --- progress ---------------------------------------------------------------------------------------
@@ -189,8 +211,10 @@ class Engine:
     ``say`` prints a line, ``stop()`` says whether to stop (a signal)."""
 
     def __init__(self, cluster, state_dir, say=print, throttle=None, poll=2.0, max_moves=50,
-                 replica_skew=0.10, byte_skew=0.15, sleep=time.sleep, clock=time.monotonic, stop=lambda: False):
+                 replica_skew=0.10, byte_skew=0.15, sleep=time.sleep, clock=time.monotonic, stop=lambda: False,
+                 rate_window=5.0):
         self.cluster, self.state_dir, self.say = cluster, state_dir, say
+        self.rate_window = rate_window
         self.throttle, self.poll, self.max_moves = throttle, poll, max_moves
         self.replica_skew, self.byte_skew = replica_skew, byte_skew
         self.sleep, self.clock, self.stop = sleep, clock, stop
@@ -203,7 +227,7 @@ class Engine:
         """The moves this operation makes now, and the view of the cluster they were made from. A resumed run
         keeps every target chosen before (from the state file, or from the reassignments in flight), so that no
         partition is copied twice."""
-        view = self.cluster.view()
+        view = self.measured_view()
         in_flight = self.cluster.in_flight()
         saved = {_tp(k): v for k, v in (self.state or {}).get("targets", {}).items()}
         if kind == "rebalance" and self.state:
@@ -213,7 +237,7 @@ class Engine:
             return plan, view, in_flight
         snapshot = moves.Snapshot(view["brokers"], view["assignment"], view["sizes"], view["free"])
         if kind == "rebalance":
-            return moves.rebalance(snapshot, self.replica_skew, self.byte_skew), view, in_flight
+            return self._rebalance(snapshot, view), view, in_flight
         if kind != "drain":
             raise ValueError(kind)
         leaving = set(brokers)
@@ -232,16 +256,52 @@ class Engine:
                 fixed[tp] = [b for b in replicas if b not in leaving]
         return moves.drain(snapshot, leaving, fixed=fixed), view, in_flight
 
+    def measured_view(self):
+        """The cluster's view with sizes, and each partition's write rate in bytes per second (``growth``)
+        measured over ``rate_window`` seconds: the lower bound on time counts the writes that the new replicas
+        must keep up with, and a rebalance plans for the sizes at its end."""
+        first = self.cluster.view()
+        if not self.rate_window:
+            first["growth"] = {}
+            return first
+        started = self.clock()
+        self.sleep(self.rate_window)
+        view = self.cluster.view()
+        took = self.clock() - started
+        view["growth"] = {tp: (size - first["sizes"].get(tp, size)) / took for tp, size in view["sizes"].items()
+                          if size > first["sizes"].get(tp, size)} if took > 0 else {}
+        view["write_rate"] = sum(view["growth"].values())
+        return view
+
+    def _rebalance(self, snapshot, view):
+        """The rebalance's moves. Under writes, the partitions grow while they move: the plan is made for the
+        sizes they will have when the copy ends (at the throttle), a little inside the byte skew, so that the
+        cluster is still within the skews when the moves are done. The moves report today's sizes."""
+        plan = moves.rebalance(snapshot, self.replica_skew, self.byte_skew)
+        growth = view.get("growth") or {}
+        if not growth or not self.throttle or not plan:
+            return plan
+        seconds = moves.lower_bound_seconds(plan, view["leaders"], self.throttle, growth)
+        if seconds == float("inf"):
+            return plan
+        later = {tp: size + growth.get(tp, 0.0) * seconds for tp, size in view["sizes"].items()}
+        ahead = moves.Snapshot(snapshot.brokers, snapshot.assignment, later, snapshot.free)
+        planned = moves.rebalance(ahead, self.replica_skew, self.byte_skew * 0.95)
+        return [moves.Move(m.topic, m.partition, m.before, m.after, view["sizes"].get((m.topic, m.partition), 0))
+                for m in planned]
+
     def dry_run(self, kind, brokers=()):
         plan, view, _ = self.plan(kind, brokers)
         return self.describe(plan, view)
 
     def describe(self, plan, view):
         rate = self.throttle
-        write = view.get("write_rate", 0.0)
-        bound = moves.lower_bound_seconds(plan, view["leaders"], rate, write) if rate else None
+        growth = view.get("growth") or {}
+        bound = moves.lower_bound_seconds(plan, view["leaders"], rate, growth) if rate else None
+        moving = {(m.topic, m.partition) for m in plan if m.adding}
         return {"moves": [m.as_dict() for m in plan], "bytes": moves.total_bytes(plan), "partitions": len(plan),
-                "throttle": rate, "lower_bound_seconds": bound}
+                "throttle": rate, "lower_bound_seconds": bound,
+                "write_rate": round(sum(r for tp, r in growth.items() if tp in moving), 1)}
 
     # running
 
@@ -381,6 +441,7 @@ class Engine:
                                 f"in {self.path}): cancel them with Kafka's own tools")
             self.say("nothing to abort")
             return
+        kind = self.state.get("kind")
         original = {_tp(k): v for k, v in self.state.get("original", {}).items()}
         flight = self.cluster.in_flight()
         cancel = {tp: None for tp in flight if tp in original}
@@ -406,12 +467,116 @@ class Engine:
         self._restore_throttles()
         os.unlink(self.path)
         self.state = None
-        self.say("aborted: every partition has its original replicas, and the throttles are removed")
+        if kind == "rebuild":
+            self.say("aborted: the throttles are removed (the broker goes on fetching its replicas, unthrottled)")
+        else:
+            self.say("aborted: every partition has its original replicas, and the throttles are removed")
+
+    # rebuilding a broker whose disks were replaced
+
+    def rebuild_plan(self, broker, view=None):
+        """The replicas broker ``broker`` must fetch back: one move per partition it is a replica of (from the
+        others to the others and itself), with the partition's size, and the view it was made from."""
+        view = view or self.cluster.view()
+        plan = [moves.Move(tp[0], tp[1], [b for b in r if b != broker], list(r), view["sizes"].get(tp, 0))
+                for tp, r in sorted(view["assignment"].items()) if broker in r]
+        return plan, view
+
+    def rebuild_dry_run(self, broker):
+        plan, view = self.rebuild_plan(broker, self.measured_view())
+        return self.describe(plan, view)
+
+    def rebuild_needed(self, broker, planned=None):
+        """Whether ``broker`` is missing replicas: not registered, or out of the in-sync set of a partition."""
+        plan, view = planned or self.rebuild_plan(broker)
+        return broker not in view["brokers"] or any(
+            broker not in view["isr"].get((m.topic, m.partition), []) for m in plan)
+
+    def rebuild_prepare(self, broker):
+        """Checks, then the throttles on every replica broker ``broker`` fetches back, set before it starts.
+        Returns whether the broker still has to be started (it is not registered)."""
+        if self.state and (self.state.get("kind") != "rebuild" or self.state.get("brokers") != [broker]):
+            raise MoveError(f"another operation is under way ({self.state.get('kind')} of brokers "
+                            f"{self.state.get('brokers')}, state in {self.path}): finish it by running it again, or "
+                            "abort it (--abort) first")
+        plan, view = self.rebuild_plan(broker)
+        if not plan:
+            raise MoveError(f"no partition has a replica on broker {broker}: nothing to rebuild (check the node id)")
+        registered = broker in view["brokers"]
+        if not self.state:
+            flight = self.cluster.in_flight()
+            if flight:
+                names = ", ".join(moves.tp_name(tp) for tp in sorted(flight)[:5])
+                raise MoveError(f"reassignments are in flight ({names}{' ...' if len(flight) > 5 else ''}): let "
+                                "them finish or cancel them before rebuilding a broker")
+            only = [moves.tp_name((m.topic, m.partition)) for m in plan
+                    if not set(view["isr"].get((m.topic, m.partition), [])) - {broker}]
+            if only:
+                raise MoveError(f"broker {broker} is the only in-sync replica of {', '.join(only[:5])}"
+                                f"{' ...' if len(only) > 5 else ''}: that data exists nowhere else, and a rebuilt "
+                                "broker starts empty. Bring the broker's old disks back, or bring another replica "
+                                "in sync first")
+            others = {"assignment": {tp: r for tp, r in view["assignment"].items() if broker not in r},
+                      "isr": view["isr"]}
+            problems = health_problems(others)
+            if problems:
+                raise MoveError(problems[0])
+            if not self.rebuild_needed(broker, (plan, view)):
+                raise NothingToDo(f"broker {broker} is running and every replica it has is in sync: nothing to "
+                                  "rebuild (a broker is rebuilt after its data disks were replaced)")
+            self.state = {"kind": "rebuild", "brokers": [broker], "original": {}, "targets": {},
+                          "throttles": self.cluster.throttles(), "started": time.time()}
+            write_state(self.path, self.state)
+        if self.throttle:
+            self._set_throttles(plan, skip=set() if registered else {broker},
+                                leader_rates=rebuild_leader_rates(plan, view["leaders"], broker, self.throttle))
+        return not registered
+
+    def rebuild_finish(self, broker):
+        """After the broker started on its new disks: its follower throttle, progress until every replica it has
+        is in sync, then the throttles removed and its preferred leadership given back."""
+        if not self.state or self.state.get("kind") != "rebuild" or self.state.get("brokers") != [broker]:
+            raise MoveError(f"no rebuild of broker {broker} is under way (no state in {self.path}): start it with "
+                            "rebuild")
+        self._wait(lambda v, f: broker in v["brokers"], f"broker {broker} to register", timeout=600)
+        plan, view = self.rebuild_plan(broker)
+        if self.throttle:  # the rebuilt broker's own rates, now that it answers
+            self._set_throttles(plan, leader_rates=rebuild_leader_rates(plan, view["leaders"], broker, self.throttle))
+        pending = {(m.topic, m.partition) for m in plan}
+        progress = Progress(moves.total_bytes(plan), self.clock)
+        self.say(f"broker {broker} fetches back {len(plan)} replicas, {moves._human(progress.total)}"
+                 + (f", throttled to {moves._human(self.throttle)}/s" if self.throttle else ""))
+        last_line = 0.0
+        while True:
+            view = self.cluster.view(sizes=False)
+            progress.add(self.cluster.copied({tp: [broker] for tp in pending}))
+            if self.clock() - last_line >= 10:
+                self.say(progress.line())
+                last_line = self.clock()
+            if all(broker in view["isr"].get(tp, []) for tp in pending if tp in view["assignment"]):
+                break
+            if self.stop():
+                raise Stopped("stopped; the broker goes on fetching under the throttle: run the same command again "
+                              "to resume, or with --abort to remove the throttles")
+            self.sleep(self.poll)
+        self.say(progress.line())
+        self._restore_throttles()
+        preferred = sorted(tp for tp in pending if view["assignment"].get(tp, [None])[0] == broker)
+        self.cluster.elect_preferred(preferred)
+        self._wait(lambda v, f: all(v["leaders"].get(tp) == broker for tp in preferred),
+                   f"broker {broker} to lead its preferred partitions again")
+        os.unlink(self.path)
+        self.state = None
+        self.say(f"done: broker {broker} has every replica in sync and leads its preferred partitions; the "
+                 "throttles are removed")
 
     # helpers
 
-    def _set_throttles(self, copying):
+    def _set_throttles(self, copying, skip=(), leader_rates=None):
         topics, brokers = throttle_settings(copying, self.throttle)
+        for b, rate in (leader_rates or {}).items():
+            brokers[b][LEADER_RATE] = str(rate)
+        brokers = {b: c for b, c in brokers.items() if b not in skip}  # a broker that is down is set when it is up
         touched = self.state.setdefault("touched", {"topics": [], "brokers": []})
         touched["topics"] = sorted(set(touched["topics"]) | set(topics))
         touched["brokers"] = sorted(set(touched["brokers"]) | set(brokers))

@@ -197,6 +197,7 @@ class Cluster:
         [...]}), each key is set to its old value or deleted. Deleting does not depend on reading the configs
         first, which a broker may answer from a cache a moment behind."""
         a = self._admin_mod
+        self._describe()
         now = self.throttles()
         touched = touched or {}
         resources = []
@@ -204,6 +205,8 @@ class Cluster:
                                     ("brokers", a.ResourceType.BROKER, moving.BROKER_THROTTLES)):
             before = {str(k): v for k, v in ((saved or {}).get(kind) or {}).items()}
             names = {str(n) for n in now[kind]} | set(before) | {str(n) for n in touched.get(kind, [])}
+            if kind == "brokers":  # a broker's settings are changed through the broker: those that are up
+                names &= {str(b) for b in self._addresses}
             for name in sorted(names):
                 was = before.get(name, {})
                 entries = [a.ConfigEntry(key, was[key], incremental_operation=a.AlterConfigOpType.SET) if key in was

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: kafka_move
-short_description: Drain brokers, rebalance a cluster, or abort either, through the Kafka protocol
+short_description: Drain brokers, rebalance a cluster, rebuild a broker, or abort, through the Kafka protocol
 version_added: 0.1.0
 description:
   - Moves partition replicas between the brokers of a running cluster, from the controller, with the engine
@@ -15,7 +15,13 @@ description:
   - V(drain) moves every replica off O(brokers) and nothing else (rack-aware, preferred leadership moved
     first, new replicas added beside the old ones before the old ones are dropped). V(rebalance) evens out
     replica counts and bytes within O(replica_skew) and O(byte_skew). V(abort) cancels the moves in flight
-    and puts every partition back on its original replicas.
+    and puts every partition back on its original replicas (for a rebuild: removes its throttles).
+  - V(rebuild) brings back a broker whose data disks were replaced (same node id), in two phases around the
+    start of the broker on its new, empty disks (the kafka role formats them with the cluster id and starts
+    it): O(phase=prepare) checks that every partition it held has another in-sync replica and sets the
+    throttles before the broker starts; O(phase=finish) waits until every replica it holds is in sync again,
+    removes the throttles and gives the broker back its preferred leadership. A healthy broker holding its
+    replicas is left alone (nothing changes).
   - O(throttle) throttles the moving replicas only; the throttle settings found before are put back at the end.
   - An interrupted run is resumed by running it again (the state is kept in O(state_dir) on the controller).
   - In check mode, the plan (moves, bytes to copy, least time at O(throttle)) is returned and nothing changes.
@@ -23,10 +29,10 @@ options:
   operation:
     description: What to do.
     type: str
-    choices: [drain, rebalance, abort]
+    choices: [drain, rebalance, rebuild, abort]
     required: true
   brokers:
-    description: Node ids of the brokers to drain (O(operation=drain)).
+    description: Node ids of the brokers to drain (O(operation=drain)), or the one broker to rebuild.
     type: list
     elements: int
     default: []
@@ -34,6 +40,11 @@ options:
     description: Replication throttle in bytes per second (V(20MB), V(1.5MiB), V(500000)); empty for none.
     type: str
     default: ""
+  phase:
+    description: The part of a rebuild to run (see V(rebuild)).
+    type: str
+    choices: [prepare, finish]
+    default: prepare
   max_moves:
     description: Partitions moving at once.
     type: int
@@ -83,6 +94,10 @@ lower_bound_seconds:
   description: The least time the copy can take at O(throttle) (null without a throttle).
   returned: always
   type: float
+start:
+  description: For O(operation=rebuild) and O(phase=prepare), whether the broker still has to be started.
+  returned: always
+  type: bool
 log:
   description: The engine's progress lines.
   returned: always
@@ -97,15 +112,17 @@ from ansible_collections.metal.kafka.plugins.module_utils import kafka_admin, mo
 def build_module():
     return AnsibleModule(
         argument_spec=kafka_admin.argument_spec(
-            operation=dict(type="str", choices=["drain", "rebalance", "abort"], required=True),
+            operation=dict(type="str", choices=["drain", "rebalance", "rebuild", "abort"], required=True),
             brokers=dict(type="list", elements="int", default=[]),
+            phase=dict(type="str", choices=["prepare", "finish"], default="prepare"),
             throttle=dict(type="str", default=""),
             max_moves=dict(type="int", default=50),
             replica_skew=dict(type="float", default=0.10),
             byte_skew=dict(type="float", default=0.15),
             state_dir=dict(type="path", default="~/.kafka-metal/moves"),
         ),
-        **kafka_admin.module_kwargs(required_if=[("operation", "drain", ("brokers",))]),
+        **kafka_admin.module_kwargs(required_if=[("operation", "drain", ("brokers",)),
+                                                 ("operation", "rebuild", ("brokers",))]),
     )
 
 
@@ -130,15 +147,36 @@ def main(cluster_factory=None):
                 engine.abort()
             module.exit_json(changed=changed, moves=[], bytes=0, lower_bound_seconds=None,
                              log=[kafka_admin.redact(x, secrets) for x in log])
+        if p["operation"] == "rebuild":
+            rebuild(module, engine, p, log, secrets)
         info = engine.dry_run(p["operation"], p["brokers"])
         changed = bool(info["moves"]) or engine.state is not None
         if changed and not module.check_mode:
             engine.run(p["operation"], p["brokers"])
         module.exit_json(changed=changed, moves=info["moves"], bytes=info["bytes"],
-                         lower_bound_seconds=info["lower_bound_seconds"],
+                         lower_bound_seconds=info["lower_bound_seconds"], start=False,
                          log=[kafka_admin.redact(x, secrets) for x in log])
     except (moving.MoveError, moves.PlanError, ValueError) as exc:
         module.fail_json(msg=kafka_admin.redact(str(exc), secrets), log=[kafka_admin.redact(x, secrets) for x in log])
+
+
+def rebuild(module, engine, p, log, secrets):
+    if len(p["brokers"]) != 1:
+        module.fail_json(msg=f"rebuild takes one broker, not {p['brokers']}: rebuild them one after the other")
+    broker = p["brokers"][0]
+    info = engine.rebuild_dry_run(broker)
+    start = False
+    if p["phase"] == "prepare":
+        needed = engine.state is not None or engine.rebuild_needed(broker)
+        if needed and not module.check_mode:
+            start = engine.rebuild_prepare(broker)
+    else:
+        needed = engine.state is not None
+        if needed and not module.check_mode:
+            engine.rebuild_finish(broker)
+    module.exit_json(changed=needed, moves=info["moves"], bytes=info["bytes"], start=start,
+                     lower_bound_seconds=info["lower_bound_seconds"],
+                     log=[kafka_admin.redact(x, secrets) for x in log])
 
 
 if __name__ == "__main__":

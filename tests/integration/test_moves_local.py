@@ -5,6 +5,8 @@ The lab scenario proves the same under load on lab hosts; this one runs in a min
 engine mistakes early.
 """
 
+import os
+import shutil
 import time
 
 import pytest
@@ -45,7 +47,7 @@ def conf(c):
 
 def engine(c, tmp_path, **kw):
     return moving.Engine(moving_kafka.Cluster(conf(c)), str(tmp_path / "state"), say=lambda line: None,
-                         poll=0.5, **kw)
+                         poll=0.5, rate_window=1.0, **kw)
 
 
 def all_records(c):
@@ -133,6 +135,34 @@ def test_abort_puts_every_partition_back(cluster, tmp_path):
     engine(cluster, tmp_path, throttle=200_000).abort()
     assert assignment(cluster) == before
     assert moving_kafka.Cluster(conf(cluster)).throttles() == {"topics": {}, "brokers": {}}
+    assert all_records(cluster) == RECORDS
+
+
+def test_rebuild_of_a_broker_with_new_disks_is_throttled_and_gives_leadership_back(cluster, tmp_path):
+    broker, rate = 3, 400_000
+    before = assignment(cluster)
+    preferred = sorted(tp for tp, r in before.items() if r[0] == broker)
+    with pytest.raises(moving.MoveError, match="broker 3 is running and every replica it has is in sync"):
+        engine(cluster, tmp_path / "refused").rebuild_prepare(broker)  # its disks were not replaced
+    cluster.stop([broker])
+    shutil.rmtree(cluster.data_dir(broker))  # the replaced disk: empty
+    run = engine(cluster, tmp_path, throttle=rate)
+    assert run.rebuild_prepare(broker) is True  # to be started
+    throttles = moving_kafka.Cluster(conf(cluster)).throttles()
+    assert throttles["topics"][TOPIC][moving.FOLLOWER_REPLICAS], throttles
+    started = time.monotonic()
+    cluster.start([broker])  # formats the empty directory with the cluster id, as the role does
+    run.rebuild_finish(broker)
+    took = time.monotonic() - started
+    view = moving_kafka.Cluster(conf(cluster)).view()
+    on_broker = sum(s for tp, s in view["sizes"].items() if broker in view["assignment"][tp])
+    # the throttle held: the copy cannot have been faster than the rate (noise only makes it slower)
+    assert took >= 0.6 * on_broker / rate, (took, on_broker)
+    assert view["assignment"] == before
+    assert all(set(view["isr"][tp]) == set(r) for tp, r in view["assignment"].items())
+    assert all(view["leaders"][tp] == broker for tp in preferred)
+    assert moving_kafka.Cluster(conf(cluster)).throttles() == {"topics": {}, "brokers": {}}
+    assert not os.path.exists(run.path)
     assert all_records(cluster) == RECORDS
 
 

@@ -28,6 +28,7 @@ STAGES = {
     "security": ("test_security.py",),
     "luks": ("test_luks.py",),
     "tuning": ("test_tuning.py",),
+    "moves": ("test_moves.py",),
 }
 
 

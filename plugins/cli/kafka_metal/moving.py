@@ -1,9 +1,10 @@
-"""``kafka-metal broker drain|remove N`` and ``kafka-metal rebalance``: moving replicas between brokers.
+"""``kafka-metal broker drain|remove|rebuild N`` and ``kafka-metal rebalance``: moving replicas between brokers.
 
 The engine is ``plugins/module_utils/moving.py`` (planning in ``moves.py``); the same code runs behind the
 ``metal.kafka.kafka_move`` module. Connection settings come from ``--bootstrap-server`` and a Java-style
 ``--command-config`` file, as for Kafka's own tools. ``remove`` also needs the inventory, to stop the broker on
-its host.
+its host; ``rebuild`` runs ``playbooks/broker_rebuild.yml`` for the host's part (its new disks formatted, the
+broker started) between the engine's checks and throttles and its wait.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def _print_plan(info, as_json):
     for m in info["moves"]:
         print(f"{m['topic']}-{m['partition']}: {m['before']} -> {m['after']} ({moves._human(m['size'])})")
     bound = info["lower_bound_seconds"]
+    writes = f" (less {moves._human(info['write_rate'])}/s of writes into them)" if info.get("write_rate") else ""
     print(f"{info['partitions']} partitions, {moves._human(info['bytes'])} to copy"
-          + (f"; at {moves._human(info['throttle'])}/s at least {bound:.0f} s" if bound is not None else
+          + (f"; at {moves._human(info['throttle'])}/s{writes} at least {bound:.0f} s" if bound is not None else
              "; no throttle given (--throttle), so no lower bound on the time"))
 
 
@@ -148,6 +150,59 @@ def cmd_remove(args):
     return 0
 
 
+def cmd_rebuild(args):
+    """Checks and throttles, the host's part through the playbook (format the new disks, start the broker),
+    then progress until every replica is in sync, the throttles removed and leadership given back."""
+    import tempfile
+
+    import yaml
+
+    from . import runner
+
+    if args.dry_run:
+        try:
+            _print_plan(_engine(args, lambda: False).rebuild_dry_run(args.broker), args.json)
+        except moving.MoveError as exc:
+            print(f"kafka-metal: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    stopping = {"asked": False}
+    try:
+        engine = _engine(args, lambda: stopping["asked"])
+        if args.abort:
+            engine.abort()
+            return 0
+        if engine.rebuild_prepare(args.broker):
+            engine.say(f"starting broker {args.broker} on its new disks (playbooks/broker_rebuild.yml, its host "
+                       "only)")
+            with tempfile.NamedTemporaryFile("w", suffix=".yml") as extra:
+                yaml.safe_dump({"kafka_move_brokers": [args.broker], "kafka_move_host_only": True}, extra)
+                extra.flush()
+                env_vault = {"ANSIBLE_VAULT_PASSWORD_FILE": args.vault_password_file} if args.vault_password_file \
+                    else {}
+                rc = runner.run_playbook(runner.REPO_ROOT / "playbooks" / "broker_rebuild.yml", args.inventory,
+                                         extra_vars_file=extra.name, env=env_vault)
+            if rc != 0:
+                print(f"kafka-metal: the playbook that starts broker {args.broker} failed (exit {rc}); the throttles "
+                      "stay set: fix what it says and run the same command again (or --abort)", file=sys.stderr)
+                return 2
+        previous = signal.signal(signal.SIGINT, lambda s, f: stopping.update(asked=True))
+        try:
+            engine.rebuild_finish(args.broker)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    except moving.NothingToDo as exc:
+        print(str(exc))
+        return 0
+    except moving.Stopped as exc:
+        print(str(exc), file=sys.stderr)
+        return 130
+    except (moving.MoveError, ValueError) as exc:
+        print(f"kafka-metal: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _unregister(args, node_id):
     from ansible_collections.metal.kafka.plugins.module_utils import moving_kafka, wire
 
@@ -202,6 +257,14 @@ def add_subparsers(sub):
     remove.add_argument("--vault-password-file", help="to read vaulted inventory variables")
     _connection(remove)
     remove.set_defaults(func=cmd_remove)
+    rebuild = bsub.add_parser("rebuild", help="bring back a broker whose data disks were replaced (same node id), "
+                                              "its replicas fetched back under the throttle")
+    rebuild.add_argument("broker", type=int, help="node id")
+    rebuild.add_argument("-i", "--inventory", action="append", required=True,
+                         help="Ansible inventory (repeatable): the broker's host is prepared and started from it")
+    rebuild.add_argument("--vault-password-file", help="to read vaulted inventory variables")
+    _connection(rebuild)
+    rebuild.set_defaults(func=cmd_rebuild)
     rebalance = sub.add_parser("rebalance", help="even out replicas and bytes across brokers (after brokers join)")
     rebalance.add_argument("--replica-skew", type=float, default=0.10,
                            help="largest spread of replica counts, over the mean (default 0.10)")

@@ -27,9 +27,9 @@ def tool(name):
     return str(local) if local.exists() else (shutil.which(name) or name)
 
 
-def run_playbook(playbook, inventories, extra_vars=None, extra_vars_file=None):
+def run_playbook(playbook, inventories, extra_vars=None, extra_vars_file=None, env=None):
     """Run a playbook of the collection. ``extra_vars_file`` (a YAML file) passes values that must not
-    appear in the process list, such as passwords."""
+    appear in the process list, such as passwords; ``env`` adds to the environment."""
     argv = [tool("ansible-playbook"), str(playbook)]
     for inv in inventories:
         argv += ["-i", str(inv)]
@@ -37,4 +37,4 @@ def run_playbook(playbook, inventories, extra_vars=None, extra_vars_file=None):
         argv += ["-e", f"{key}={value}"]
     if extra_vars_file:
         argv += ["-e", f"@{extra_vars_file}"]
-    return subprocess.run(argv, cwd=REPO_ROOT, env=ansible_env()).returncode
+    return subprocess.run(argv, cwd=REPO_ROOT, env={**ansible_env(), **(env or {})}).returncode
