@@ -223,11 +223,12 @@ class Engine:
 
     # planning
 
-    def plan(self, kind, brokers=()):
+    def plan(self, kind, brokers=(), measure=True):
         """The moves this operation makes now, and the view of the cluster they were made from. A resumed run
         keeps every target chosen before (from the state file, or from the reassignments in flight), so that no
-        partition is copied twice."""
-        view = self.measured_view()
+        partition is copied twice. ``measure``: the write rates too (a few seconds), which a drain's moves do
+        not depend on."""
+        view = self.measured_view() if measure else dict(self.cluster.view(), growth={})
         in_flight = self.cluster.in_flight()
         saved = {_tp(k): v for k, v in (self.state or {}).get("targets", {}).items()}
         if kind == "rebalance" and self.state:
@@ -319,7 +320,7 @@ class Engine:
                             f"{' ...' if len(in_flight) > 5 else ''}): let them finish or cancel them first")
         rounds = 0
         while True:
-            plan, view, in_flight = self.plan(kind, brokers)
+            plan, view, in_flight = self.plan(kind, brokers, measure=kind == "rebalance")
             if not resumed and rounds == 0:
                 problems = health_problems(view)
                 if problems:

@@ -15,13 +15,13 @@ description:
   - V(drain) moves every replica off O(brokers) and nothing else (rack-aware, preferred leadership moved
     first, new replicas added beside the old ones before the old ones are dropped). V(rebalance) evens out
     replica counts and bytes within O(replica_skew) and O(byte_skew). V(abort) cancels the moves in flight
-    and puts every partition back on its original replicas (for a rebuild: removes its throttles).
+    and puts every partition back on its original replicas (for a rebuild, it removes the throttles).
   - V(rebuild) brings back a broker whose data disks were replaced (same node id), in two phases around the
-    start of the broker on its new, empty disks (the kafka role formats them with the cluster id and starts
-    it): O(phase=prepare) checks that every partition it held has another in-sync replica and sets the
-    throttles before the broker starts; O(phase=finish) waits until every replica it holds is in sync again,
-    removes the throttles and gives the broker back its preferred leadership. A healthy broker holding its
-    replicas is left alone (nothing changes).
+    start of the broker on its new, empty disks, which the kafka role formats with the cluster id before it
+    starts the broker. O(phase=prepare) checks that every partition it held has another in-sync replica and
+    sets the throttles before the broker starts; O(phase=finish) waits until every replica it holds is in
+    sync again, removes the throttles and gives the broker back its preferred leadership. A healthy broker
+    holding its replicas is left alone (nothing changes).
   - O(throttle) throttles the moving replicas only; the throttle settings found before are put back at the end.
   - An interrupted run is resumed by running it again (the state is kept in O(state_dir) on the controller).
   - In check mode, the plan (moves, bytes to copy, least time at O(throttle)) is returned and nothing changes.

@@ -3,7 +3,7 @@
 One controller (node1) and brokers node2..node5 run Kafka 4.x; node6 joins during the checks. About 80 MB of
 records (three replicas each) lie in a data topic, and `kafka_metal.load` produces and consumes all the time
 (acks=all, idempotent, RF 3, min.insync.replicas=2). Every move runs through the `kafka-metal` command line
-under a 2 MB/s replication throttle. A sampler reads the cluster every second: no partition may be under
+under a 1 MB/s replication throttle. A sampler reads the cluster every second: no partition may be under
 min ISR, no leader may be outside its in-sync set, and every replica being added is recorded, so the bytes
 moved are counted from what Kafka did (a partition copied twice would be counted twice), not from the tool's
 report. The checks run in order, each from the state the last one left:
@@ -15,8 +15,9 @@ report. The checks run in order, each from the state the last one left:
    within 15 %, bytes moved <= 1.1 x the least any plan could move to reach that;
 4. ``broker remove 5``: a topic created meanwhile ends with no replica on it; time <= 1.2 x T* + 30 s; node5
    stopped, unregistered and holding nothing;
-5. node6's data and metadata directories wiped (its disks replaced) and ``broker rebuild 6``: full ISR within
-   0.8-1.2 x bytes / (throttle - write rate) + 30 s of its start, leadership given back.
+5. the data and metadata directories of the broker holding the most wiped (its disks replaced), and
+   ``broker rebuild``: full ISR within 0.8-1.2 x bytes / (throttle - write rate) + 30 s of its start, leadership
+   given back; the rebuild playbook run again changes nothing.
 Afterwards no throttle is left and every acknowledged record was read back exactly once. The figures go to
 $KAFKA_METAL_FIGURES_DIR (default /tmp/kafka-metal-figures) for the notes.
 """
@@ -43,7 +44,7 @@ pytestmark = pytest.mark.skipif(SCENARIO != "moves", reason="data moves are prov
 
 KAFKA_METAL = str(Path(sys.executable).parent / "kafka-metal")
 FIGURES = Path(os.environ.get("KAFKA_METAL_FIGURES_DIR", "/tmp/kafka-metal-figures"))
-THROTTLE = 2_000_000
+THROTTLE = 1_000_000
 DATA_TOPIC, DATA_PARTITIONS, DATA_RECORDS, RECORD_BYTES = "moves-data", 12, 80_000, 1000
 LOAD_TOPIC, LOAD_PARTITIONS, LOAD_RATE = "moves-load", 6, 100  # records/s of RECORD_BYTES
 FRESH_TOPIC = "moves-fresh"
@@ -68,6 +69,7 @@ class Sampler:
         self.cluster = moving_kafka.Cluster(conf, timeout=10)
         self.lock = threading.Lock()
         self.samples = []  # monotonic time of every metadata sample read
+        self.flight_samples = []  # and of every read of the reassignments in flight
         self.violations = []
         self.added = []  # (time, topic, partition, broker): a replica seen being added
         self.isr_full_at = {}  # broker -> first time (monotonic) every partition it has a replica of had it in sync
@@ -123,6 +125,7 @@ class Sampler:
         flight = self.cluster.in_flight()
         now = time.monotonic()
         with self.lock:
+            self.flight_samples.append(now)
             for tp, r in flight.items():
                 self.added.extend((now, tp[0], tp[1], b) for b in r["adding"])
 
@@ -131,9 +134,10 @@ class Sampler:
         with self.lock:
             return {(t, p, b) for when, t, p, b in self.added if when >= start}
 
-    def longest_gap(self):
+    def longest_gap(self, which="samples"):
         with self.lock:
-            return max((b - a for a, b in zip(self.samples, self.samples[1:], strict=False)), default=0.0)
+            times = getattr(self, which)
+            return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -176,11 +180,14 @@ def moving_cluster(cluster, client_conf):
     print(report.summary())
     record("load", {"summary": report.summary(), "samples": len(sampler.samples),
                     "longest_gap_between_samples": round(sampler.longest_gap(), 1),
+                    "longest_gap_between_reassignment_reads": round(sampler.longest_gap("flight_samples"), 1),
                     "sampler_errors": sampler.errors[:20]})
     assert report.acked > 5_000 and report.ok, "; ".join(report.problems())
     assert not sampler.violations, sampler.violations[:10]
     # a sample every second, give or take a slow answer while a broker stops
     assert len(sampler.samples) > 100 and sampler.longest_gap() <= 6, (len(sampler.samples), sampler.longest_gap())
+    # an added replica stays "adding" until it is in sync, which takes longer than these gaps: none is missed
+    assert sampler.longest_gap("flight_samples") <= 15, sampler.longest_gap("flight_samples")
 
 
 def kafka_metal(ctx, *args, tmp, inventory=None, timeout=1800, background=False):
@@ -454,27 +461,32 @@ def test_rebuild_of_a_broker_whose_disks_were_replaced(moving_cluster, cluster, 
     sampler = ctx["sampler"]
     shrunk = inventory_with(cluster, inventory, "shrunk", ["node2", "node3", "node4", "node6"])
     before = assignment(ctx)
-    preferred = sorted(tp for tp, r in before.items() if r[0] == 6)
-    held = held_bytes(ctx, 6)
-    node6 = testinfra.get_host("ansible://node6", ansible_inventory=str(shrunk))
-    node6.check_output("systemctl stop kafka && rm -rf /var/lib/kafka/data /var/lib/kafka/metadata")
-    sampler.watch_isr = 6
-    run = kafka_metal(ctx, "broker", "rebuild", "6", "--throttle", str(THROTTLE), tmp=tmp_path, inventory=shrunk)
+    # the broker holding the most (Kafka lets a throttle start with a burst of some seconds' worth of bytes;
+    # the more there is to fetch, the less that burst weighs)
+    broker = max((2, 3, 4, 6), key=lambda b: sum(held_bytes(ctx, b).values()))
+    name = f"node{broker}"
+    preferred = sorted(tp for tp, r in before.items() if r[0] == broker)
+    held = held_bytes(ctx, broker)
+    host = testinfra.get_host(f"ansible://{name}", ansible_inventory=str(shrunk))
+    host.check_output("systemctl stop kafka && rm -rf /var/lib/kafka/data /var/lib/kafka/metadata")
+    sampler.watch_isr = broker
+    run = kafka_metal(ctx, "broker", "rebuild", str(broker), "--throttle", str(THROTTLE), tmp=tmp_path,
+                      inventory=shrunk)
     finished = time.monotonic()
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr
     # the unit's start on the kernel's monotonic clock, which the lab hosts share with this machine
-    started = float(node6.check_output("systemctl show -p ActiveEnterTimestampMonotonic --value kafka")) / 1e6
-    full = sampler.isr_full_at.get(6, finished)
+    started = float(host.check_output("systemctl show -p ActiveEnterTimestampMonotonic --value kafka")) / 1e6
+    full = sampler.isr_full_at.get(broker, finished)
     took = full - started
     write = load_write_rate(list(held))
     expected = sum(held.values()) / (THROTTLE - write)
-    record("rebuild", {"bytes": sum(held.values()), "seconds_to_full_isr": round(took, 1),
+    record("rebuild", {"broker": broker, "bytes": sum(held.values()), "seconds_to_full_isr": round(took, 1),
                        "expected_seconds": round(expected, 1), "ratio": round(took / expected, 3),
                        "write_rate": write})
     after = ctx["cluster"].view(sizes=False)
     assert after["assignment"] == before
     assert all(set(after["isr"][tp]) == set(r) for tp, r in after["assignment"].items())
-    assert all(after["leaders"][tp] == 6 for tp in preferred)
+    assert all(after["leaders"][tp] == broker for tp in preferred)
     assert no_throttles(ctx)
     assert 0.8 * expected <= took <= 1.2 * expected + 30
     # no unclean election: the sampler saw no leader outside its ISR (checked at the end) and the controller
@@ -484,11 +496,11 @@ def test_rebuild_of_a_broker_whose_disks_were_replaced(moving_cluster, cluster, 
     # the playbook on the rebuilt broker: a healthy broker is left alone, and nothing changes on its host
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"),
                            str(REPO_ROOT / "playbooks" / "broker_rebuild.yml"), "-i", str(shrunk),
-                           "-e", '{"kafka_move_brokers": [6]}', "-e", f"kafka_move_throttle={THROTTLE}"],
+                           "-e", json.dumps({"kafka_move_brokers": [broker]}), "-e", f"kafka_move_throttle={THROTTLE}"],
                           capture_output=True, text=True, cwd=REPO_ROOT,
                           env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")}, timeout=1200)
     print(proc.stdout[-4000:])
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     recap = proc.stdout[proc.stdout.rindex("PLAY RECAP"):]
-    assert "node6" in recap and not re.search(r"changed=[1-9]", recap), recap
+    assert name in recap and not re.search(r"changed=[1-9]", recap), recap
     assert no_throttles(ctx)
