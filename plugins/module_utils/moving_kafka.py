@@ -33,6 +33,7 @@ class Cluster:
         quiet.propagate = False
         quiet.addHandler(logging.NullHandler())
         self.conf = dict(conf)
+        self._quiet = quiet
         self.admin = admin.AdminClient({**self.conf, "logger": quiet})
         self.security = wire.security_from_client_config(self.conf)
         self.timeout = timeout
@@ -47,7 +48,17 @@ class Cluster:
         return self._cluster_id
 
     def _describe(self):
-        desc = self.admin.describe_cluster(request_timeout=self.timeout).result(timeout=self.timeout + 5)
+        from confluent_kafka import KafkaException
+
+        try:
+            desc = self.admin.describe_cluster(request_timeout=self.timeout).result(timeout=self.timeout + 5)
+        except KafkaException as exc:
+            if "controller" not in str(exc):
+                raise
+            # the client still takes a broker that has gone (stopped, removed) for the one that answers admin
+            # requests: a new client reads the cluster afresh
+            self.admin = self._admin_mod.AdminClient({**self.conf, "logger": self._quiet})
+            desc = self.admin.describe_cluster(request_timeout=self.timeout).result(timeout=self.timeout + 5)
         self._cluster_id = desc.cluster_id
         self._addresses = {n.id: (n.host, n.port) for n in desc.nodes}
         return desc

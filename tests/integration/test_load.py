@@ -1,8 +1,7 @@
 """kafka_metal.load (Load and ``kafka-metal load``) against a real single-node Kafka.
 
-The fixture unpacks kafka_2.13-4.1.1.tgz from the dist cache (as test_kafka_admin_modules.py does,
-building it when it is missing and Maven is there), formats one combined broker+controller on
-127.0.0.1 with a PLAINTEXT client listener and starts it; it is killed as a process group at the end.
+The Kafka is the session's plaintext single node (``kafka`` in conftest.py, shared with the consumer group
+checks).
 """
 
 from __future__ import annotations
@@ -10,37 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("confluent_kafka")
-from confluent_kafka import admin as ck_admin  # noqa: E402
 from kafka_metal import load  # noqa: E402
-from local_kafka import NEEDS_JAVA, VENV_BIN, LocalKafka, single_node  # noqa: E402
+from local_kafka import NEEDS_JAVA, VENV_BIN  # noqa: E402
 
 # a real Kafka from the distribution `kafka-metal dist build` assembles from Maven Central
 pytestmark = [NEEDS_JAVA, pytest.mark.maven]
-
-
-def server_properties(data: Path, client_port: int, controller_port: int) -> str:
-    return "\n".join(single_node(data, controller_port) + [
-        f"listeners=PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{client_port}",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name=PLAINTEXT",
-    ]) + "\n"
-
-
-@pytest.fixture(scope="module")
-def kafka(tmp_path_factory):
-    node = LocalKafka(tmp_path_factory.mktemp("kafka-load"), server_properties)
-    try:
-        node.start()
-        node.wait_ready(ck_admin.AdminClient({"bootstrap.servers": node.bootstrap}))
-        yield node
-    finally:
-        node.stop()
 
 
 def test_load_loses_nothing(kafka):

@@ -1,16 +1,17 @@
-"""The move engine against a real four-broker Kafka on this machine (no lab): the wire requests it needs, a
-throttled drain, a drain stopped and resumed, an abort, and a rebalance that brings the drained broker back.
+"""The move engine against a real four-broker Kafka on this machine (no lab): the wire requests it needs, the
+command line's dry run and refusals, and the drain and rebalance playbooks (check mode, a run, a second run that
+changes nothing).
 
-The lab scenario proves the same under load on lab hosts; this one runs in a minute and catches protocol and
-engine mistakes early.
+The lab scenario `moves` proves the operations under load on lab hosts (drains stopped, killed and resumed,
+aborted; a rebalance; a removal; a rebuild); this one runs in about a minute and catches protocol and engine
+mistakes early.
 """
 
 import os
-import shutil
 import time
 
 import pytest
-from ansible_collections.metal.kafka.plugins.module_utils import moves, moving, moving_kafka, wire
+from ansible_collections.metal.kafka.plugins.module_utils import moves, moving_kafka, wire
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from local_kafka import NEEDS_JAVA, LocalCluster
@@ -43,11 +44,6 @@ def cluster(tmp_path_factory):
 
 def conf(c):
     return {"bootstrap.servers": c.bootstrap}
-
-
-def engine(c, tmp_path, **kw):
-    return moving.Engine(moving_kafka.Cluster(conf(c)), str(tmp_path / "state"), say=lambda line: None,
-                         poll=0.5, rate_window=1.0, **kw)
 
 
 def all_records(c):
@@ -90,82 +86,6 @@ def test_wire_requests_the_engine_needs(cluster):
     assert "NO_REASSIGNMENT_IN_PROGRESS" in refused[(TOPIC, 1)]
 
 
-def test_throttled_drain_stopped_then_resumed_moves_each_partition_once(cluster, tmp_path):
-    before = assignment(cluster)
-
-    def copying():
-        # stop (as a killed run would) once the copies are under way
-        return bool(wire.list_partition_reassignments("127.0.0.1", cluster.ports[1]))
-
-    first = engine(cluster, tmp_path, throttle=200_000, stop=copying)
-    with pytest.raises(moving.Stopped):
-        first.run("drain", [4])
-    state = moving.read_state(first.path)
-    targets = dict(state["targets"])
-    assert wire.list_partition_reassignments("127.0.0.1", cluster.ports[1]), "nothing was in flight when stopped"
-    second = engine(cluster, tmp_path, throttle=200_000)
-    second.run("drain", [4])
-    after = assignment(cluster)
-    assert not any(4 in r for r in after.values())
-    for key, target in targets.items():
-        assert after[moving._tp(key)] == target, "a target chosen before the stop was changed"
-    for tp, replicas in before.items():
-        if 4 not in replicas:
-            assert after[tp] == replicas, f"{tp} did not hold a replica on broker 4 and was moved"
-    assert not moving_kafka.Cluster(conf(cluster)).holds([4])
-    assert moving_kafka.Cluster(conf(cluster)).throttles() == {"topics": {}, "brokers": {}}
-    assert all_records(cluster) == RECORDS
-
-
-def test_rebalance_brings_the_empty_broker_back(cluster, tmp_path):
-    run = engine(cluster, tmp_path, throttle=5_000_000)
-    run.run("rebalance")
-    assert_balanced(cluster)
-    assert all_records(cluster) == RECORDS
-
-
-def test_abort_puts_every_partition_back(cluster, tmp_path):
-    before = assignment(cluster)
-
-    def copying():
-        return bool(wire.list_partition_reassignments("127.0.0.1", cluster.ports[1]))
-
-    with pytest.raises(moving.Stopped):
-        engine(cluster, tmp_path, throttle=100_000, stop=copying).run("drain", [2])
-    engine(cluster, tmp_path, throttle=200_000).abort()
-    assert assignment(cluster) == before
-    assert moving_kafka.Cluster(conf(cluster)).throttles() == {"topics": {}, "brokers": {}}
-    assert all_records(cluster) == RECORDS
-
-
-def test_rebuild_of_a_broker_with_new_disks_is_throttled_and_gives_leadership_back(cluster, tmp_path):
-    broker, rate = 3, 400_000
-    before = assignment(cluster)
-    preferred = sorted(tp for tp, r in before.items() if r[0] == broker)
-    with pytest.raises(moving.MoveError, match="broker 3 is running and every replica it has is in sync"):
-        engine(cluster, tmp_path / "refused").rebuild_prepare(broker)  # its disks were not replaced
-    cluster.stop([broker])
-    shutil.rmtree(cluster.data_dir(broker))  # the replaced disk: empty
-    run = engine(cluster, tmp_path, throttle=rate)
-    assert run.rebuild_prepare(broker) is True  # to be started
-    throttles = moving_kafka.Cluster(conf(cluster)).throttles()
-    assert throttles["topics"][TOPIC][moving.FOLLOWER_REPLICAS], throttles
-    started = time.monotonic()
-    cluster.start([broker])  # formats the empty directory with the cluster id, as the role does
-    run.rebuild_finish(broker)
-    took = time.monotonic() - started
-    view = moving_kafka.Cluster(conf(cluster)).view()
-    on_broker = sum(s for tp, s in view["sizes"].items() if broker in view["assignment"][tp])
-    # the throttle held: the copy cannot have been faster than the rate (noise only makes it slower)
-    assert took >= 0.6 * on_broker / rate, (took, on_broker)
-    assert view["assignment"] == before
-    assert all(set(view["isr"][tp]) == set(r) for tp, r in view["assignment"].items())
-    assert all(view["leaders"][tp] == broker for tp in preferred)
-    assert moving_kafka.Cluster(conf(cluster)).throttles() == {"topics": {}, "brokers": {}}
-    assert not os.path.exists(run.path)
-    assert all_records(cluster) == RECORDS
-
-
 def test_command_line_dry_run_and_refusal(cluster):
     import subprocess
     import sys
@@ -187,7 +107,6 @@ def run_playbook(cluster, tmp_path, playbook, *args):
     """A playbook of the collection against an inventory of the local brokers (node 1 the controller); the move
     task runs on the controller, so no host is contacted."""
     import json
-    import os
     import subprocess
     import sys
     from pathlib import Path

@@ -94,7 +94,7 @@ def cmd_load(args):
 
 
 def build_parser():
-    from . import backup, dist, lab_cli, luks, moving, rolling
+    from . import backup, dist, groups, lab_cli, luks, moving, rolling
 
     parser = argparse.ArgumentParser(
         prog="kafka-metal",
@@ -108,6 +108,7 @@ def build_parser():
     luks.add_subparsers(sub)
     backup.add_subparsers(sub)
     moving.add_subparsers(sub)
+    groups.add_subparsers(sub)
 
     demo = sub.add_parser("demo", help="lab hosts up, site.yml, then a produce/consume smoke check")
     demo.add_argument("--topology", choices=sorted(TOPOLOGIES), default="split",

@@ -1,0 +1,191 @@
+# Copyright: kafka-metal contributors
+# Apache License 2.0
+"""Consumer groups read and reset through Kafka's admin API (confluent-kafka): their states and members, their
+committed offsets, the log end offsets they are compared with, the age of the record a group has reached, and
+offset resets. The rules (lag, verdicts, reset targets) are pure, in :mod:`lag` and :func:`reset_targets`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from . import lag as lag_rules
+
+ACTIVE_STATES = ("STABLE", "PREPARING_REBALANCING", "COMPLETING_REBALANCING")
+
+
+class GroupError(Exception):
+    """The groups cannot be read or changed; the message says why and what to do."""
+
+
+def reset_targets(committed, earliest, latest, to=None, shift=None, at_time=None):
+    """The new offset of each partition for a reset: ``to`` is ``earliest`` or ``latest``, or ``shift`` moves
+    each committed offset by that many records (clamped to the log), or ``at_time`` gives each partition's
+    offset for a time (``None``: past the last record, so the log end). ``committed``/``earliest``/``latest``
+    map (topic, partition) to offsets."""
+    out = {}
+    for tp in sorted(set(earliest) & set(latest)):
+        lo, hi = earliest[tp], latest[tp]
+        if to == "earliest":
+            new = lo
+        elif to == "latest":
+            new = hi
+        elif shift is not None:
+            base = committed.get(tp)
+            if base is None or base < 0:
+                base = hi if shift < 0 else lo
+            new = base + shift
+        elif at_time is not None:
+            new = at_time.get(tp)
+            new = hi if new is None or new < 0 else new
+        else:
+            raise ValueError("say where to reset to: earliest, latest, a time, or a shift")
+        out[tp] = min(max(new, lo), hi)
+    return out
+
+
+class Groups:
+    def __init__(self, conf, timeout=30.0):
+        try:
+            from confluent_kafka import admin
+        except ImportError as exc:
+            raise GroupError(f"the Python package confluent-kafka is missing ({exc}): pip install "
+                             "confluent-kafka") from None
+        self._admin_mod = admin
+        quiet = logging.getLogger("metal.kafka.groups")
+        quiet.propagate = False
+        quiet.addHandler(logging.NullHandler())
+        self.conf = dict(conf)
+        self.quiet = quiet
+        self.admin = admin.AdminClient({**self.conf, "logger": quiet})
+        self.timeout = timeout
+
+    def _wait(self, future, what):
+        try:
+            return future.result(timeout=self.timeout + 5)
+        except Exception as exc:  # noqa: BLE001 - reported with what was asked
+            raise GroupError(f"{what}: {exc}") from None
+
+    def list(self):
+        """[{"group", "state", "simple"}], sorted by name (consumer groups; share and stream groups aside)."""
+        result = self._wait(self.admin.list_consumer_groups(request_timeout=self.timeout), "listing the groups")
+        return sorted(({"group": g.group_id, "state": g.state.name if g.state is not None else "UNKNOWN",
+                        "simple": bool(g.is_simple_consumer_group)} for g in result.valid),
+                      key=lambda g: g["group"])
+
+    def describe(self, groups):
+        """{group: {"state", "members": [{"member", "client", "host", "partitions": [(topic, partition)]}]}}."""
+        if not groups:
+            return {}
+        futures = self.admin.describe_consumer_groups(list(groups), request_timeout=self.timeout)
+        out = {}
+        for group, future in futures.items():
+            d = self._wait(future, f"describing group {group}")
+            out[group] = {"state": d.state.name if d.state is not None else "UNKNOWN", "members": [
+                {"member": m.member_id, "client": m.client_id, "host": m.host,
+                 "partitions": sorted((tp.topic, tp.partition) for tp in
+                                      (m.assignment.topic_partitions if m.assignment else []))}
+                for m in d.members]}
+        return out
+
+    def committed(self, groups):
+        """{group: {(topic, partition): offset}}; all groups asked at once (one request each)."""
+        from confluent_kafka import ConsumerGroupTopicPartitions
+
+        futures = {}
+        for group in groups:
+            futures.update(self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                                                  request_timeout=self.timeout))
+        out = {}
+        for group, future in futures.items():
+            result = self._wait(future, f"reading the committed offsets of group {group}")
+            out[group] = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions
+                          if tp.error is None and tp.offset >= 0}
+        return out
+
+    def offsets(self, partitions, spec="latest", timestamp_ms=None):
+        """{(topic, partition): offset} at the log end (``latest``), start (``earliest``) or for a time."""
+        from confluent_kafka import TopicPartition
+
+        a = self._admin_mod
+        if not partitions:
+            return {}
+        if spec == "latest":
+            what = a.OffsetSpec.latest()
+        elif spec == "earliest":
+            what = a.OffsetSpec.earliest()
+        else:
+            what = a.OffsetSpec.for_timestamp(int(timestamp_ms))
+        futures = self.admin.list_offsets({TopicPartition(t, p): what for t, p in sorted(partitions)},
+                                          request_timeout=self.timeout)
+        out = {}
+        for tp, future in futures.items():
+            out[(tp.topic, tp.partition)] = self._wait(future, f"reading the offsets of {tp.topic}-{tp.partition}"
+                                                       ).offset
+        return out
+
+    def sample(self, groups):
+        """One :class:`lag.Sample` per group: committed offsets first, then the log ends they are compared
+        with, then the members (so that a lag is never negative)."""
+        at = time.monotonic()
+        committed = self.committed(groups)
+        ends = self.offsets({tp for c in committed.values() for tp in c})
+        described = self.describe(groups)
+        return {g: lag_rules.Sample(at, committed[g], {tp: ends[tp] for tp in committed[g] if tp in ends},
+                                    len(described.get(g, {}).get("members", [])))
+                for g in groups}
+
+    def ages(self, positions, timeout=10.0):
+        """{(topic, partition): seconds} since the timestamp of the record at each offset of ``positions``
+        (the records a group will read next), read with a consumer of its own that commits nothing."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        if not positions:
+            return {}
+        consumer = Consumer({**self.conf, "group.id": f"kafka-metal-lag-{uuid.uuid4()}", "enable.auto.commit": False,
+                             "enable.partition.eof": False, "logger": self.quiet,
+                             "fetch.max.bytes": 1048576, "max.partition.fetch.bytes": 65536})
+        try:
+            consumer.assign([TopicPartition(t, p, o) for (t, p), o in sorted(positions.items())])
+            out, deadline = {}, time.monotonic() + timeout
+            while len(out) < len(positions) and time.monotonic() < deadline:
+                for msg in consumer.consume(500, timeout=0.5):
+                    tp = (msg.topic(), msg.partition())
+                    if msg.error() is not None or tp in out or msg.offset() < positions.get(tp, 0):
+                        continue
+                    kind, stamp = msg.timestamp()
+                    if stamp > 0:
+                        out[tp] = max(0.0, time.time() - stamp / 1000.0)
+                    consumer.pause([TopicPartition(*tp)])
+            return out
+        finally:
+            consumer.close()
+
+    def lag(self, groups, samples=3, interval=2.0, sleep=time.sleep):
+        """{group: lag.GroupLag} from ``samples`` reads ``interval`` seconds apart."""
+        series = {g: [] for g in groups}
+        for i in range(max(1, samples)):
+            if i:
+                sleep(interval)
+            for g, s in self.sample(groups).items():
+                series[g].append(s)
+        last = {g: s[-1] for g, s in series.items()}
+        waiting = {tp: c for g in groups for tp, c in last[g].committed.items()
+                   if lag_rules.lag(c, last[g].ends.get(tp))}
+        ages = self.ages(waiting)
+        return {g: lag_rules.judge(g, series[g], ages) for g in groups}
+
+    def reset(self, group, offsets):
+        """Commit ``offsets`` ({(topic, partition): offset}) for ``group``, which must have no active member."""
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+        request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, o)
+                                                       for (t, p), o in sorted(offsets.items())])
+        futures = self.admin.alter_consumer_group_offsets([request], request_timeout=self.timeout)
+        for _, future in futures.items():
+            result = self._wait(future, f"resetting the offsets of group {group}")
+            failed = [f"{tp.topic}-{tp.partition}: {tp.error}" for tp in result.topic_partitions if tp.error]
+            if failed:
+                raise GroupError(f"Kafka refused the new offsets of group {group}: {'; '.join(failed[:5])}")
