@@ -7,10 +7,10 @@ offset resets. The rules (lag, verdicts, reset targets) are pure, in :mod:`lag` 
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 
+from . import kafka_admin
 from . import lag as lag_rules
 
 ACTIVE_STATES = ("STABLE", "PREPARING_REBALANCING", "COMPLETING_REBALANCING")
@@ -48,18 +48,11 @@ def reset_targets(committed, earliest, latest, to=None, shift=None, at_time=None
 
 class Groups:
     def __init__(self, conf, timeout=30.0):
-        try:
-            from confluent_kafka import admin
-        except ImportError as exc:
-            raise GroupError(f"the Python package confluent-kafka is missing ({exc}): pip install "
-                             "confluent-kafka") from None
-        self._admin_mod = admin
-        quiet = logging.getLogger("metal.kafka.groups")
-        quiet.propagate = False
-        quiet.addHandler(logging.NullHandler())
         self.conf = dict(conf)
-        self.quiet = quiet
-        self.admin = admin.AdminClient({**self.conf, "logger": quiet})
+        try:
+            self._admin_mod, self.quiet, self.admin = kafka_admin.quiet_admin_client(self.conf, "metal.kafka.groups")
+        except ImportError as exc:
+            raise GroupError(str(exc)) from None
         self.timeout = timeout
 
     def _wait(self, future, what):

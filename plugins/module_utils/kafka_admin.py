@@ -65,6 +65,22 @@ CONNECTION_REQUIRED_TOGETHER = [("ssl_certificate_location", "ssl_key_location")
 SECRET_OPTIONS = ("sasl_password", "ssl_key_password")
 
 
+def quiet_admin_client(conf, name):
+    """``(confluent_kafka.admin, logger, AdminClient)`` for the command line's engines: the client logs to a
+    logger of its own that prints nothing (librdkafka's connection noise stays off the terminal). Raises
+    ImportError with the fix when confluent-kafka is missing."""
+    try:
+        from confluent_kafka import admin
+    except ImportError as exc:
+        raise ImportError(f"the Python package confluent-kafka is missing ({exc}): pip install confluent-kafka"
+                          ) from None
+    quiet = logging.getLogger(name)
+    quiet.propagate = False
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+    return admin, quiet, admin.AdminClient({**conf, "logger": quiet})
+
+
 def argument_spec(**module_options):
     """The connection options plus a module's own (a fresh copy: AnsibleModule may change it)."""
     spec = copy.deepcopy(CONNECTION_ARGUMENT_SPEC)

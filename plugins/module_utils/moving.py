@@ -271,7 +271,6 @@ class Engine:
         took = self.clock() - started
         view["growth"] = {tp: (size - first["sizes"].get(tp, size)) / took for tp, size in view["sizes"].items()
                           if size > first["sizes"].get(tp, size)} if took > 0 else {}
-        view["write_rate"] = sum(view["growth"].values())
         return view
 
     def _rebalance(self, snapshot, view):

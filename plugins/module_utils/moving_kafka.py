@@ -10,9 +10,7 @@ the unregistration of a removed broker. Both use the same connection settings (a
 
 from __future__ import annotations
 
-import logging
-
-from . import moving, wire
+from . import kafka_admin, moving, wire
 
 INTERNAL = ("__cluster_metadata",)
 
@@ -23,18 +21,11 @@ class ClusterError(moving.MoveError):
 
 class Cluster:
     def __init__(self, conf, timeout=30.0):
-        try:
-            from confluent_kafka import admin
-        except ImportError as exc:
-            raise ClusterError(f"the Python package confluent-kafka is missing ({exc}): pip install "
-                               "confluent-kafka") from None
-        self._admin_mod = admin
-        quiet = logging.getLogger("metal.kafka.moving")
-        quiet.propagate = False
-        quiet.addHandler(logging.NullHandler())
         self.conf = dict(conf)
-        self._quiet = quiet
-        self.admin = admin.AdminClient({**self.conf, "logger": quiet})
+        try:
+            self._admin_mod, self._quiet, self.admin = kafka_admin.quiet_admin_client(self.conf, "metal.kafka.moving")
+        except ImportError as exc:
+            raise ClusterError(str(exc)) from None
         self.security = wire.security_from_client_config(self.conf)
         self.timeout = timeout
         self._cluster_id = None

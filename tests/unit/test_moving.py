@@ -61,7 +61,7 @@ class _Cluster:
     def view(self, sizes=True):
         return {"brokers": {b: None for b in self.brokers}, "assignment": self.assignment, "isr": self.isr,
                 "leaders": {tp: r[0] for tp, r in self.isr.items()}, "sizes": {tp: 100 for tp in self.assignment},
-                "free": {}, "write_rate": 0.0}
+                "free": {}}
 
     def in_flight(self):
         return self.flight
