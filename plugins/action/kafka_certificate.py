@@ -115,6 +115,7 @@ class ActionModule(ActionBase):
             key_password_file=outcome.key_password_file,
             key_password=outcome.key_password,
             not_after=outcome.not_after,
+            ca_not_after=outcome.ca_not_after,
             names=outcome.names,
             fingerprint=outcome.fingerprint,
             ca_created=outcome.ca_created,

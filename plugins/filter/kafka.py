@@ -9,6 +9,7 @@ from ansible_collections.metal.kafka.plugins.module_utils import (
     cluster,
     heap,
     luks,
+    metrics,
     node,
     preflight,
     properties,
@@ -224,6 +225,47 @@ def kafka_node_manifest(reads, kind, unit, roles, node_id, log_dirs=(), listener
                          install_root)
 
 
+def kafka_tls_expiry_metrics(certificate, host, ca_name=None):
+    """Node exporter textfile with the node's certificate expiry and its CA's, from kafka_certificate's result."""
+    certificate = dict(certificate or {})
+    try:
+        return metrics.tls_expiry_textfile(host, certificate.get("not_after"), ca_name, certificate.get("ca_not_after"))
+    except ValueError as exc:
+        raise AnsibleFilterError(f"kafka_tls_expiry_metrics: {exc}") from None
+
+
+def kafka_scrape_targets(groups, hostvars, cluster, status_targets=()):
+    """Prometheus targets per job for the inventory's hosts (module_utils/metrics.py)."""
+    try:
+        return metrics.scrape_targets(dict(groups), hostvars, str(cluster), list(status_targets or []))
+    except metrics.MetricsError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def monitoring_rules(text, overrides=None, known_elsewhere=()):
+    """A rule file with the ``for`` of the named alerts overridden (module_utils/metrics.py rules_with_for)."""
+    try:
+        rendered, _known = metrics.rules_with_for(text, overrides)
+    except (metrics.MetricsError, ValueError) as exc:
+        raise AnsibleFilterError(str(exc)) from None
+    return rendered
+
+
+def monitoring_alert_names(texts):
+    """The alert names defined in rule files (YAML texts)."""
+    names = set()
+    for text in texts or []:
+        names |= metrics.rules_with_for(text, {})[1]
+    return sorted(names)
+
+
+def kafka_port_problems(ports):
+    """Ports out of range and ports used twice, from ``{variable: port}`` (module_utils/inventory_rules.py)."""
+    from ansible_collections.metal.kafka.plugins.module_utils import inventory_rules
+
+    return inventory_rules.port_problems(dict(ports or {}))
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -252,4 +294,9 @@ class FilterModule:
             "kafka_heap_size": kafka_heap_size,
             "kafka_limit_problems": kafka_limit_problems,
             "kafka_host_problems": kafka_host_problems,
+            "kafka_tls_expiry_metrics": kafka_tls_expiry_metrics,
+            "kafka_scrape_targets": kafka_scrape_targets,
+            "monitoring_rules": monitoring_rules,
+            "kafka_port_problems": kafka_port_problems,
+            "monitoring_alert_names": monitoring_alert_names,
         }

@@ -139,7 +139,7 @@ def advertised_endpoints(groups, resolved):
                  if name.startswith(("broker_", "kafka_controller"))]
         zk_adv = v.get("zookeeper_advertised_host")
         items += [(name, zk_adv, port) for name, port in rules.node_ports(v, ["zookeeper"], mode).items()
-                  if "zookeeper" in roles]
+                  if "zookeeper" in roles and name not in rules.METRICS_PORTS]
         out[host] = items
     return out
 

@@ -132,9 +132,26 @@ def node_ports(v, roles, mode="kraft"):
     if "zookeeper" in roles:
         names += ["zookeeper_client_port", "zookeeper_peer_port", "zookeeper_election_port"]
     ports = {n: v.get(n) for n in names}
-    if ("broker" in roles or "controller" in roles) and _int(v.get("kafka_jmx_port")) not in (None, 0):
+    kafka = "broker" in roles or "controller" in roles
+    if kafka and _int(v.get("kafka_jmx_port")) not in (None, 0):
         ports["kafka_jmx_port"] = v.get("kafka_jmx_port")
+    # the metrics endpoints: the JMX exporter agent in each JVM, and the host's node exporter
+    if kafka and _on(v.get("kafka_metrics_enabled", True)):
+        ports["kafka_jmx_exporter_port"] = v.get("kafka_jmx_exporter_port", 9404)
+    if "zookeeper" in roles and _on(v.get("zookeeper_metrics_enabled", True)):
+        ports["zookeeper_jmx_exporter_port"] = v.get("zookeeper_jmx_exporter_port", 9405)
+    if (kafka or "zookeeper" in roles) and _on(v.get("kafka_node_exporter_enabled", True)):
+        ports["kafka_node_exporter_port"] = v.get("kafka_node_exporter_port", 9100)
     return ports
+
+
+def _on(value):
+    """An inventory toggle as Ansible's bool filter reads it."""
+    return str(value).strip().lower() in ("true", "yes", "on", "1", "y", "t")
+
+
+# Ports of the metrics endpoints: only scraped, never advertised to clients or other nodes.
+METRICS_PORTS = ("kafka_jmx_exporter_port", "zookeeper_jmx_exporter_port", "kafka_node_exporter_port")
 
 
 def port_problems(ports):
@@ -283,6 +300,17 @@ def controller_file_problems(v, exists):
     if isinstance(src, str) and src.strip() and not exists(src.strip()):
         out.append(f"kafka_archive_src {src.strip()} does not exist on the controller: fix the path, or leave "
                    "kafka_archive_src empty to download kafka_archive_url")
+    agent = v.get("kafka_jmx_exporter_src")
+    if _on(v.get("kafka_metrics_enabled", True)) and isinstance(agent, str) and agent.strip() \
+            and not exists(agent.strip()):
+        version = v.get("kafka_jmx_exporter_version", "")
+        out.append(f"kafka_jmx_exporter_src {agent.strip()} does not exist on the controller: fetch the JMX exporter "
+                   f"agent with `kafka-metal dist agent{' --version ' + str(version) if version else ''}`, fix the "
+                   "path, or set kafka_metrics_enabled: false")
+    checksum = v.get("kafka_jmx_exporter_checksum")
+    if _on(v.get("kafka_metrics_enabled", True)) and checksum is not None \
+            and not re.fullmatch(r"[0-9a-fA-F]{64}", str(checksum).strip()):
+        out.append(f"kafka_jmx_exporter_checksum must be the agent jar's SHA-256 (64 hex digits), got {checksum!r}")
     byo = v.get("kafka_tls_byo")
     if isinstance(byo, dict):
         for key in ("ca_bundle", "certificate", "key", "chain"):

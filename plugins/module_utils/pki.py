@@ -132,6 +132,8 @@ class HostResult:
     key_password_file: str
     key_password: str = field(repr=False, default="")
     not_after: str | None = None
+    # the soonest expiry among the CA certificates the node trusts (its truststore)
+    ca_not_after: str | None = None
     names: list = field(default_factory=list)
     fingerprint: str | None = None
     ca_created: bool = False
@@ -891,6 +893,7 @@ def ensure_host(ca_dir, host, dns_names=(), ip_addresses=(), *, ca_passphrase=No
         if bundle.errors:
             raise BundleError(bundle.errors, bundle.warnings)
         truststore = b"".join(cert_pem(c) for c in bundle.cas)
+        result.ca_not_after = min(c.not_valid_after_utc for c in bundle.cas).isoformat() if bundle.cas else None
         ca = None
     else:
         if not want:
@@ -914,6 +917,7 @@ def ensure_host(ca_dir, host, dns_names=(), ip_addresses=(), *, ca_passphrase=No
             warnings.append(f"the CA in {ca_dir} expires on {_day(ca.cert.not_valid_after_utc)}, so host "
                             "certificates are cut short to that day: plan a new CA")
         truststore = cert_pem(ca.cert)
+        result.ca_not_after = ca.cert.not_valid_after_utc.isoformat()
 
     if check_mode:
         lock = contextlib.nullcontext()

@@ -18,6 +18,8 @@ from .tuning import limit_problems
 
 TCP_LISTEN = "0A"
 TRUE = {"true", "yes", "on", "1", "y", "t"}
+# Debian's prometheus-node-exporter runs as this user
+NODE_EXPORTER_USER = "prometheus"
 
 
 def node_port_owners(ports, kafka_user="kafka", zookeeper_user="zookeeper"):
@@ -29,7 +31,11 @@ def node_port_owners(ports, kafka_user="kafka", zookeeper_user="zookeeper"):
             number = int(port)
         except (TypeError, ValueError):
             continue  # refused by validation already
-        out[number] = (name, zookeeper_user if name.startswith("zookeeper_") else kafka_user)
+        if name == "kafka_node_exporter_port":
+            user = NODE_EXPORTER_USER
+        else:
+            user = zookeeper_user if name.startswith("zookeeper_") else kafka_user
+        out[number] = (name, user)
     return out
 
 

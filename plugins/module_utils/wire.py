@@ -832,3 +832,43 @@ def unregister_broker(host, port, broker_id, timeout=30.0, security=PLAINTEXT):
     """Remove a stopped broker's registration from a KRaft cluster (through any broker, which forwards it)."""
     parse_unregister_broker_v0(_roundtrip(host, port, UNREGISTER_BROKER, 0, unregister_broker_request_v0(broker_id),
                                           timeout, security, flexible=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# Brokers with their fencing: DescribeCluster v2 (flexible, Kafka 4.0+), which confluent-kafka does not ask
+# for. Older brokers answer v0/v1 only, without fenced brokers: callers check ApiVersions first.
+# --------------------------------------------------------------------------------------------------
+
+DESCRIBE_CLUSTER = 60
+ENDPOINT_TYPE_BROKERS = 1
+
+
+def describe_cluster_request_v2(include_fenced=True):
+    """DescribeCluster v2 body: no authorized operations, the brokers' endpoints, fenced brokers too."""
+    return struct.pack(">?b?", False, ENDPOINT_TYPE_BROKERS, bool(include_fenced)) + b"\x00"
+
+
+def parse_describe_cluster_v2(data):
+    """{"cluster_id", "controller_id", "brokers": [{"id", "host", "port", "rack", "fenced"}]} sorted by id."""
+    r, error, message = _flexible_answer(data)
+    if error:
+        raise ProbeError(f"DescribeCluster: {error_name(error)}{': ' + message if message else ''}")
+    r.pos += 1  # endpoint_type
+    cluster_id, controller_id = r.compact_string(), r.int32()
+    brokers = []
+    for _ in range(r.compact_array_length()):
+        broker_id, host, port, rack = r.int32(), r.compact_string(), r.int32(), r.compact_string()
+        fenced = r.data[r.pos] != 0
+        r.pos += 1
+        r.skip_tagged_fields()
+        brokers.append({"id": broker_id, "host": host, "port": port, "rack": rack, "fenced": fenced})
+    r.int32()  # cluster_authorized_operations
+    r.skip_tagged_fields()
+    return {"cluster_id": cluster_id, "controller_id": controller_id,
+            "brokers": sorted(brokers, key=lambda b: b["id"])}
+
+
+def describe_cluster_v2(host, port, timeout=30.0, security=PLAINTEXT):
+    """Every registered broker, fenced or not, as the broker at host:port knows them (Kafka 4.0+)."""
+    return parse_describe_cluster_v2(_roundtrip(host, port, DESCRIBE_CLUSTER, 2, describe_cluster_request_v2(),
+                                                timeout, security, flexible=True))

@@ -187,6 +187,12 @@ not_after:
   description: Expiry of the certificate, ISO 8601 in UTC; null in check mode when it would be (re)issued.
   returned: success
   type: str
+ca_not_after:
+  description:
+    - Expiry of the CA certificate the node trusts (with O(byo), the soonest among the CA bundle's), ISO 8601 in UTC.
+    - Null in check mode when the CA would be created.
+  returned: success
+  type: str
 names:
   description: DNS names and IP addresses of the certificate (with O(byo), its subjectAltNames).
   returned: success

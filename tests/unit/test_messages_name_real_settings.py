@@ -15,6 +15,8 @@ NOT_SETTINGS = {
     "broker_gate", "controller_gate", "zookeeper_problems", "tuning_problems",  # functions named in docstrings
     "broker_id", "controller_id",  # fields of the roll engine's records
     "kafka_cleanshutdown",  # Kafka's own marker file (.kafka_cleanshutdown)
+    "kafka_role", "kafka_metal_status",  # a label and a job of the scraped metrics
+    "kafka_metal_status_up",  # a metric of `kafka-metal status`
 }
 
 

@@ -122,8 +122,13 @@ def test_inventory_plan_follows_the_hosts_roles():
          "kafka_limit_nproc": 8192, "tuning_data_disks": [{"device": "/dev/vdb", "path": "/data/1"}],
          "tuning_kernel_apply": "auto"}
     broker = inventory.preflight_plan("b1", v, groups)
-    assert sorted(broker["ports"]) == ["9091", "9092"]
+    # the metrics endpoints are on by default: the agent in the Kafka JVM, node exporter as its own user
+    assert broker["ports"] == {"9091": {"variable": "broker_internal_port", "user": "kafka"},
+                               "9092": {"variable": "broker_client_port", "user": "kafka"},
+                               "9100": {"variable": "kafka_node_exporter_port", "user": "prometheus"},
+                               "9404": {"variable": "kafka_jmx_exporter_port", "user": "kafka"}}
     assert broker["devices"] == {"/dev/vdb": "/data/1"}
-    controller = inventory.preflight_plan("c1", dict(v, kafka_jmx_port=9999), groups)
+    off = dict(v, kafka_jmx_port=9999, kafka_metrics_enabled=False, kafka_node_exporter_enabled="no")
+    controller = inventory.preflight_plan("c1", off, groups)
     assert controller["ports"] == {"9093": {"variable": "kafka_controller_port", "user": "kafka"},
                                    "9999": {"variable": "kafka_jmx_port", "user": "kafka"}}

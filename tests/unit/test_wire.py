@@ -494,3 +494,35 @@ def test_endpoint_identification_none_accepts_a_certificate_for_another_name(pki
     sec = wire.security_from_client_config({**config, "ssl.endpoint.identification.algorithm": "none"})
     assert wire.describe_client_quotas("127.0.0.1", port, timeout=5, security=sec) == []
     assert seen["client"] == "alice"
+
+
+# --- DescribeCluster v2 (brokers with their fencing) ------------------------------------------------
+
+
+def _describe_cluster_response_v2(brokers, error=0, message=None):
+    body = b"\x00" + struct.pack(">ih", 0, error)  # header tags, throttle, error
+    body += b"\x00" if message is None else wire._compact_string(message)
+    body += struct.pack(">b", 1) + wire._compact_string("cid-1") + struct.pack(">i", 3)
+    body += wire._uvarint(len(brokers) + 1)
+    for node, host, port, rack, fenced in brokers:
+        body += struct.pack(">i", node) + wire._compact_string(host) + struct.pack(">i", port)
+        body += (b"\x00" if rack is None else wire._compact_string(rack)) + struct.pack(">?", fenced) + b"\x00"
+    return body + struct.pack(">i", -2147483648) + b"\x00"
+
+
+def test_describe_cluster_request_v2_asks_for_fenced_brokers():
+    assert wire.describe_cluster_request_v2() == b"\x00\x01\x01\x00"
+    assert wire.describe_cluster_request_v2(include_fenced=False) == b"\x00\x01\x00\x00"
+
+
+def test_parse_describe_cluster_v2():
+    answer = wire.parse_describe_cluster_v2(_describe_cluster_response_v2(
+        [(5, "h5", 9093, "r2", True), (4, "h4", 9092, None, False)]))
+    assert answer == {"cluster_id": "cid-1", "controller_id": 3, "brokers": [
+        {"id": 4, "host": "h4", "port": 9092, "rack": None, "fenced": False},
+        {"id": 5, "host": "h5", "port": 9093, "rack": "r2", "fenced": True}]}
+
+
+def test_parse_describe_cluster_v2_error_names_the_code():
+    with pytest.raises(wire.ProbeError, match="DescribeCluster: CLUSTER_AUTHORIZATION_FAILED: denied"):
+        wire.parse_describe_cluster_v2(_describe_cluster_response_v2([], error=31, message="denied"))

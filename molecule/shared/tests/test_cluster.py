@@ -1,12 +1,27 @@
 """Verify a cluster built by site.yml on lab hosts (any mode), with testinfra and a real client."""
 
+import pytest
 from kafka_metal import smoke
 
 testinfra_hosts = ["all"]
+# the metrics endpoint of each kind of node, and a series its JMX exporter configuration must yield
+METRICS = {"broker": (9404, "kafka_server_replicamanager_partitioncount"),
+           "controller": (9404, "kafka_controller_kafkacontroller_activecontrollercount"),
+           "zookeeper": (9405, "zookeeper_")}
 
 
 def _name(host):
     return host.backend.get_hostname()
+
+
+@pytest.fixture(autouse=True)
+def _kafka_or_zookeeper_node(request, roles_of):
+    """The per-host checks concern the cluster's nodes, not a scenario's other hosts (such as its monitoring)."""
+    if "host" not in request.fixturenames:
+        return
+    host = request.getfixturevalue("host")
+    if not roles_of(_name(host)):
+        pytest.skip(f"{_name(host)} is not a Kafka or ZooKeeper node")
 
 
 def test_units_active_and_enabled(host, cluster, roles_of):
@@ -37,6 +52,18 @@ def test_ports_listening(host, cluster, roles_of):
         for port in ports[role]:
             assert host.socket(f"tcp://0.0.0.0:{port}").is_listening or \
                 host.socket(f"tcp://:::{port}").is_listening, f"{role} port {port}"
+
+
+def test_metrics_endpoints_answer(host, cluster, roles_of):
+    """The JMX exporter agent in each JVM (its configuration's series included) and node exporter."""
+    for role in sorted(roles_of(_name(host))):
+        port, series = METRICS[role]
+        text = host.check_output(f"python3 -c \"import urllib.request; print(urllib.request.urlopen("
+                                 f"'http://127.0.0.1:{port}/metrics', timeout=30).read().decode())\"")
+        assert series in text, f"{role}: no {series} on :{port}"
+    node = host.check_output("python3 -c \"import urllib.request; print(urllib.request.urlopen("
+                             "'http://127.0.0.1:9100/metrics', timeout=30).read().decode())\"")
+    assert "node_cpu_seconds_total" in node
 
 
 def test_config_files_are_not_world_readable(host, cluster, roles_of):

@@ -64,6 +64,7 @@ from .dist_base import (  # noqa: F401
     default_out_dir,
     dist_name,
     find_command,
+    make_out_dir,
     series,
     validate_version,
 )
@@ -212,13 +213,8 @@ def build(
     """
     version = validate_version(version)
     repo = validate_repo(repo) if repo else default_repo()
-    out = Path(out_dir) if out_dir is not None else default_out_dir()
+    out = make_out_dir(out_dir)
     env = maven_env()
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DistError(f"cannot create the output directory {out}: {exc}") from exc
     archive = out / archive_name(version)
     sumfile = archive.with_name(archive.name + ".sha512")
 
@@ -318,6 +314,17 @@ def _cmd_build(args: argparse.Namespace) -> int:
     print(f"{archive}\t{digest}")
     return 0
 
+def _cmd_agent(args: argparse.Namespace) -> int:
+    from .dist_agent import fetch_agent
+
+    try:
+        jar, digest = fetch_agent(args.version, repo=args.repo, out_dir=args.out)
+    except DistError as exc:
+        print(f"kafka-metal dist agent: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{jar}\t{digest}")
+    return 0
+
 def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``dist`` (and ``dist build``) on ``subparsers``; handler: ``args.func(args) -> int``."""
     dist = subparsers.add_parser(
@@ -346,6 +353,22 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
                    help=f"output directory (default ${CACHE_ENV}/dist, i.e. {DEFAULT_CACHE_DIR}/dist)")
     b.add_argument("--force", action="store_true", help="rebuild even if a matching archive exists")
     b.set_defaults(func=_cmd_build)
+    from .dist_agent import DEFAULT_AGENT_VERSION
+
+    a = dist_sub.add_parser(
+        "agent",
+        help="fetch the Prometheus JMX exporter agent into OUT, with its .sha256",
+        description=(
+            "Fetch io.prometheus.jmx:jmx_prometheus_javaagent with Maven (strict checksums) into the "
+            "distribution cache, where the roles copy it from (kafka_jmx_exporter_src)."
+        ),
+    )
+    a.add_argument("--version", default=DEFAULT_AGENT_VERSION,
+                   help=f"agent version (default {DEFAULT_AGENT_VERSION}, the one the roles pin a checksum for)")
+    a.add_argument("--repo", default=None, help="Maven repository (default: as for `dist build`)")
+    a.add_argument("--out", default=None,
+                   help=f"output directory (default ${CACHE_ENV}/dist, i.e. {DEFAULT_CACHE_DIR}/dist)")
+    a.set_defaults(func=_cmd_agent)
     return dist
 
 def main(argv: list[str] | None = None) -> int:

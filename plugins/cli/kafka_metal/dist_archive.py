@@ -71,8 +71,9 @@ def write_reproducible_tgz(src_dir: Path, out_path: Path, root: str, mtime: int 
                         with open(path, "rb") as fh:
                             tar.addfile(info(name, False, path.stat().st_size, rel), fh)
 
-def sha512_file(path: Path) -> str:
-    h = hashlib.sha512()
+def sha512_file(path: Path, algorithm: str = "sha512") -> str:
+    """Hex digest of a file (SHA-512 unless ``algorithm`` names another hashlib algorithm)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)

@@ -76,6 +76,15 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
 def default_out_dir(environ: Mapping[str, str] | None = None) -> Path:
     return default_cache_dir(environ) / "dist"
 
+def make_out_dir(out_dir: str | os.PathLike | None) -> Path:
+    """``out_dir`` (default :func:`default_out_dir`), created when missing; DistError when it cannot be."""
+    out = Path(out_dir) if out_dir is not None else default_out_dir()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DistError(f"cannot create the output directory {out}: {exc}") from exc
+    return out
+
 def find_command(name: str, environ: Mapping[str, str] | None = None) -> str:
     """Path of ``mvn`` or ``java`` (JAVA_HOME first for java), or DistError naming the apt package."""
     env = os.environ if environ is None else environ

@@ -139,8 +139,9 @@ def logging_artifacts(version: str, resolved: Iterable[Artifact]) -> list[Artifa
         Artifact("org.apache.logging.log4j", "log4j-1.2-api", log4j),
     ]
 
-def render_pom(version: str, artifacts: Iterable[Artifact]) -> str:
-    """A POM of packaging ``pom`` whose only purpose is to list the dependencies to collect."""
+def render_pom(version: str, artifacts: Iterable[Artifact], name: str | None = None) -> str:
+    """A POM of packaging ``pom`` whose only purpose is to list the dependencies to collect (its artifact id is
+    ``name``, else the distribution's name for Kafka ``version``)."""
     deps = []
     for a in artifacts:
         cls = f"\n      <classifier>{_xml_escape(a.classifier)}</classifier>" if a.classifier else ""
@@ -159,7 +160,7 @@ def render_pom(version: str, artifacts: Iterable[Artifact]) -> str:
         'https://maven.apache.org/xsd/maven-4.0.0.xsd">\n'
         "  <modelVersion>4.0.0</modelVersion>\n"
         "  <groupId>io.kafka-metal.dist</groupId>\n"
-        f"  <artifactId>{_xml_escape(dist_name(version))}</artifactId>\n"
+        f"  <artifactId>{_xml_escape(name or dist_name(version))}</artifactId>\n"
         "  <version>0</version>\n"
         "  <packaging>pom</packaging>\n"
         "  <properties>\n"

@@ -36,6 +36,10 @@ def cmd_demo(args):
     version = args.kafka_version or _topology_version(topology)
     archive, sha = dist.build(version)
     print(f"kafka-metal: distribution {archive} (sha512 {sha[:16]}...)")
+    from .dist_agent import fetch_agent
+
+    agent, _ = fetch_agent()
+    print(f"kafka-metal: JMX exporter agent {agent}")
     the_lab = lab.Lab()
     accesses = the_lab.up(TOPOLOGIES[args.topology])
     brokers = _topology_brokers(topology)
@@ -94,7 +98,7 @@ def cmd_load(args):
 
 
 def build_parser():
-    from . import backup, dist, groups, lab_cli, luks, moving, rolling
+    from . import backup, dist, groups, lab_cli, luks, moving, rolling, status
 
     parser = argparse.ArgumentParser(
         prog="kafka-metal",
@@ -109,6 +113,7 @@ def build_parser():
     backup.add_subparsers(sub)
     moving.add_subparsers(sub)
     groups.add_subparsers(sub)
+    status.add_subparsers(sub)
 
     demo = sub.add_parser("demo", help="lab hosts up, site.yml, then a produce/consume smoke check")
     demo.add_argument("--topology", choices=sorted(TOPOLOGIES), default="split",
