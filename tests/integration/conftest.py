@@ -9,17 +9,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pytest  # noqa: E402
 
 
-def _plaintext_properties(data, client_port, controller_port):
-    from local_kafka import single_node
-
-    return "\n".join(single_node(data, controller_port) + [
-        f"listeners=PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{client_port}",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name=PLAINTEXT",
-    ]) + "\n"
-
-
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory):
     """One plaintext Kafka node (combined broker and controller) on 127.0.0.1 for the tests that need a plain
@@ -27,9 +16,9 @@ def kafka(tmp_path_factory):
     formatted and started; killed as a process group at the end of the session."""
     pytest.importorskip("confluent_kafka")
     from confluent_kafka import admin as ck_admin
-    from local_kafka import LocalKafka
+    from local_kafka import LocalKafka, plaintext_node
 
-    node = LocalKafka(tmp_path_factory.mktemp("kafka-plain"), _plaintext_properties)
+    node = LocalKafka(tmp_path_factory.mktemp("kafka-plain"), plaintext_node)
     try:
         node.start()
         node.wait_ready(ck_admin.AdminClient({"bootstrap.servers": node.bootstrap}))

@@ -66,6 +66,16 @@ def single_node(data: Path, controller_port: int) -> list:
     return props
 
 
+def plaintext_node(data: Path, client_port: int, controller_port: int) -> str:
+    """server.properties of a single plaintext node (combined broker and controller) on 127.0.0.1."""
+    return "\n".join(single_node(data, controller_port) + [
+        f"listeners=PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{client_port}",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name=PLAINTEXT",
+    ]) + "\n"
+
+
 def scram_node(data: Path, client_port: int, controller_port: int, admin_password: str,
                mechanisms=("SCRAM-SHA-512",)) -> list:
     """A one-node cluster whose client listener takes SCRAM (``mechanisms``) over SASL_PLAINTEXT, the

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from kafka_metal import dist
-from local_kafka import NEEDS_JAVA, LocalKafka, free_port
+from local_kafka import NEEDS_JAVA, LocalKafka, free_port, plaintext_node
 
 pytestmark = [pytest.mark.maven, NEEDS_JAVA]
 
@@ -66,12 +66,6 @@ def names_used_from_job_kafka() -> set[str]:
     return names - LABEL_NAMES
 
 
-def _plaintext(data, client_port, controller_port):
-    from conftest import _plaintext_properties
-
-    return _plaintext_properties(data, client_port, controller_port)
-
-
 @pytest.fixture(scope="module")
 def metrics(tmp_path_factory):
     """The metric names on /metrics of a combined node with combined.yml, once it has led the quorum for a while."""
@@ -80,7 +74,7 @@ def metrics(tmp_path_factory):
 
     jar = agent_jar()
     port = free_port()
-    node = LocalKafka(tmp_path_factory.mktemp("kafka-jmx"), _plaintext)
+    node = LocalKafka(tmp_path_factory.mktemp("kafka-jmx"), plaintext_node)
     node.env["KAFKA_OPTS"] = f"-javaagent:{jar}=127.0.0.1:{port}:{ROOT / 'roles/kafka/files/jmx_exporter/combined.yml'}"
     try:
         node.start()
