@@ -213,6 +213,12 @@ def kafka_host_problems(host_facts, plan):
     return preflight.host_problems(dict(host_facts or {}), dict(plan or {}))
 
 
+def kafka_version_problems(host_facts, home, version, switch=True):
+    """Why the node must not switch to ``version`` (it runs a newer release), from kafka_host_facts' links."""
+    target = (dict(host_facts or {}).get("links") or {}).get(home)
+    return preflight.version_problems(target, str(version), bool(switch))
+
+
 def kafka_path_specs(paths, **attributes):
     """``[path, ...]`` -> ``[{"path": path, **attributes}, ...]`` (directories for the kafka_node module)."""
     return [dict(attributes, path=p) for p in paths or [] if p]
@@ -294,6 +300,7 @@ class FilterModule:
             "kafka_heap_size": kafka_heap_size,
             "kafka_limit_problems": kafka_limit_problems,
             "kafka_host_problems": kafka_host_problems,
+            "kafka_version_problems": kafka_version_problems,
             "kafka_tls_expiry_metrics": kafka_tls_expiry_metrics,
             "kafka_scrape_targets": kafka_scrape_targets,
             "monitoring_rules": monitoring_rules,

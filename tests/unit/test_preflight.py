@@ -132,3 +132,28 @@ def test_inventory_plan_follows_the_hosts_roles():
     controller = inventory.preflight_plan("c1", off, groups)
     assert controller["ports"] == {"9093": {"variable": "kafka_controller_port", "user": "kafka"},
                                    "9999": {"variable": "kafka_jmx_port", "user": "kafka"}}
+
+
+def test_running_release_reads_the_link_kafka_metal_unpacked():
+    assert preflight.running_release("/opt/kafka/kafka_2.13-4.1.1") == "4.1.1"
+    assert preflight.running_release("/srv/kafka/kafka_2.13-3.9.1/") == "3.9.1"
+    assert preflight.running_release(None) is None
+    assert preflight.running_release("/opt/confluent-7.6") is None
+    assert preflight.running_release("/opt/kafka/kafka_2.13-trunk") is None
+
+
+def test_site_does_not_take_a_node_back_to_an_older_release():
+    (problem,) = preflight.version_problems("/opt/kafka/kafka_2.13-4.1.1", "3.9.1")
+    assert "runs Kafka 4.1.1, newer than kafka_version 3.9.1" in problem
+    assert "set kafka_version to 4.1.1" in problem and "rolling_upgrade.yml" in problem
+    # release order, not text order
+    assert preflight.version_problems("/opt/kafka/kafka_2.13-3.10.0", "3.9.1")
+    assert not preflight.version_problems("/opt/kafka/kafka_2.13-3.9.1", "3.10.0")
+
+
+def test_same_newer_unknown_or_unswitched_versions_pass():
+    assert not preflight.version_problems("/opt/kafka/kafka_2.13-3.9.1", "3.9.1")
+    assert not preflight.version_problems("/opt/kafka/kafka_2.13-3.9.1", "4.1.1")
+    assert not preflight.version_problems(None, "3.9.1")  # a fresh host
+    # playbooks/install_version.yml unpacks an older release for a roll back without switching
+    assert not preflight.version_problems("/opt/kafka/kafka_2.13-4.1.1", "3.9.1", switch=False)
