@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from . import kafka_admin
+from . import kafka_admin, wire
 from . import lag as lag_rules
 
 ACTIVE_STATES = ("STABLE", "PREPARING_REBALANCING", "COMPLETING_REBALANCING")
@@ -54,6 +54,14 @@ class Groups:
         except ImportError as exc:
             raise GroupError(str(exc)) from None
         self.timeout = timeout
+        # committed offsets are read with the project's own client where it can follow the settings
+        # (wire.committed_offsets: librdkafka's can crash the process while a coordinator moves)
+        try:
+            self.security = wire.security_from_client_config(self.conf)
+            self.bootstrap = self.conf.get("bootstrap.servers", "")
+            wire.bootstrap_pairs(self.bootstrap)
+        except ValueError:
+            self.security = self.bootstrap = None
 
     def _wait(self, future, what):
         try:
@@ -63,19 +71,32 @@ class Groups:
 
     def list(self):
         """[{"group", "state", "simple"}], sorted by name (consumer groups; share and stream groups aside)."""
-        result = self._wait(self.admin.list_consumer_groups(request_timeout=self.timeout), "listing the groups")
-        return sorted(({"group": g.group_id, "state": g.state.name if g.state is not None else "UNKNOWN",
-                        "simple": bool(g.is_simple_consumer_group)} for g in result.valid),
-                      key=lambda g: g["group"])
+        return self.listing()[0]
 
-    def describe(self, groups):
-        """{group: {"state", "members": [{"member", "client", "host", "partitions": [(topic, partition)]}]}}."""
+    def listing(self):
+        """(groups as :meth:`list` gives them, [why a broker's part of the list is missing]): Kafka lists the
+        groups broker by broker, and a broker that is down or moving its coordinators leaves its groups out."""
+        result = self._wait(self.admin.list_consumer_groups(request_timeout=self.timeout), "listing the groups")
+        groups = sorted(({"group": g.group_id, "state": g.state.name if g.state is not None else "UNKNOWN",
+                          "simple": bool(g.is_simple_consumer_group)} for g in result.valid),
+                        key=lambda g: g["group"])
+        return groups, [str(e) for e in (result.errors or [])]
+
+    def describe(self, groups, failed=None):
+        """{group: {"state", "members": [{"member", "client", "host", "partitions": [(topic, partition)]}]}}.
+        With a dict as ``failed``, a group that cannot be described goes there instead of failing the others."""
         if not groups:
             return {}
         futures = self.admin.describe_consumer_groups(list(groups), request_timeout=self.timeout)
         out = {}
         for group, future in futures.items():
-            d = self._wait(future, f"describing group {group}")
+            try:
+                d = self._wait(future, f"describing group {group}")
+            except GroupError as exc:
+                if failed is None:
+                    raise
+                failed[group] = str(exc)
+                continue
             out[group] = {"state": d.state.name if d.state is not None else "UNKNOWN", "members": [
                 {"member": m.member_id, "client": m.client_id, "host": m.host,
                  "partitions": sorted((tp.topic, tp.partition) for tp in
@@ -83,23 +104,42 @@ class Groups:
                 for m in d.members]}
         return out
 
-    def committed(self, groups):
-        """{group: {(topic, partition): offset}}; all groups asked at once (one request each)."""
+    def committed(self, groups, failed=None):
+        """{group: {(topic, partition): offset}}; all groups asked at once (one request each). With a dict as
+        ``failed``, a group that cannot be read goes there with the reason instead of failing the others."""
         from confluent_kafka import ConsumerGroupTopicPartitions
 
+        if self.security is not None:
+            try:
+                out, missed = wire.committed_offsets(self.bootstrap, groups, self.timeout, self.security)
+            except (OSError, wire.ProbeError) as exc:
+                raise GroupError(f"reading the committed offsets: no broker answered ({exc})") from None
+            if missed and failed is None:
+                raise GroupError("reading the committed offsets of " + "; ".join(
+                    f"group {g}: {why}" for g, why in sorted(missed.items())[:5]))
+            if failed is not None:
+                failed.update(missed)
+            return out
         futures = {}
         for group in groups:
             futures.update(self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
                                                                   request_timeout=self.timeout))
         out = {}
         for group, future in futures.items():
-            result = self._wait(future, f"reading the committed offsets of group {group}")
+            try:
+                result = self._wait(future, f"reading the committed offsets of group {group}")
+            except GroupError as exc:
+                if failed is None:
+                    raise
+                failed[group] = str(exc)
+                continue
             out[group] = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions
                           if tp.error is None and tp.offset >= 0}
         return out
 
-    def offsets(self, partitions, spec="latest", timestamp_ms=None):
-        """{(topic, partition): offset} at the log end (``latest``), start (``earliest``) or for a time."""
+    def offsets(self, partitions, spec="latest", timestamp_ms=None, unanswered=None):
+        """{(topic, partition): offset} at the log end (``latest``), start (``earliest``) or for a time. With a
+        set as ``unanswered``, a partition whose leader does not answer goes there instead of failing the rest."""
         from confluent_kafka import TopicPartition
 
         a = self._admin_mod
@@ -115,43 +155,72 @@ class Groups:
                                           request_timeout=self.timeout)
         out = {}
         for tp, future in futures.items():
-            out[(tp.topic, tp.partition)] = self._wait(future, f"reading the offsets of {tp.topic}-{tp.partition}"
-                                                       ).offset
+            try:
+                out[(tp.topic, tp.partition)] = self._wait(future, f"reading the offsets of {tp.topic}-{tp.partition}"
+                                                           ).offset
+            except GroupError:
+                if unanswered is None:
+                    raise
+                unanswered.add((tp.topic, tp.partition))
         return out
 
     def sample(self, groups):
         """One :class:`lag.Sample` per group: committed offsets first, then the log ends they are compared
         with, then the members (so that a lag is never negative)."""
-        at = time.monotonic()
-        committed = self.committed(groups)
-        ends = self.offsets({tp for c in committed.values() for tp in c})
-        described = self.describe(groups)
-        return {g: lag_rules.Sample(at, committed[g], {tp: ends[tp] for tp in committed[g] if tp in ends},
-                                    len(described.get(g, {}).get("members", [])))
-                for g in groups}
+        return self.sample_each(groups, tolerate=False)[0]
 
-    def ages(self, positions, timeout=10.0):
-        """{(topic, partition): seconds} since the timestamp of the record at each offset of ``positions``
-        (the records a group will read next), read with a consumer of its own that commits nothing."""
+    def sample_each(self, groups, tolerate=True):
+        """(:meth:`sample`'s samples, {group: why it was not read}): a group whose coordinator does not answer
+        (a broker down, its coordinators moving), or whose partitions' leaders do not give their log end, is left
+        out with the reason; the others are still read."""
+        at = time.monotonic()
+        failed = {} if tolerate else None
+        committed = self.committed(groups, failed)
+        unanswered = set() if tolerate else None
+        ends = self.offsets({tp for c in committed.values() for tp in c}, unanswered=unanswered)
+        for group, offsets in sorted(committed.items()):  # a lag without its log end would read as none
+            missing = sorted(tp for tp in offsets if tp in (unanswered or ()))
+            if missing:
+                failed[group] = "no log end offset from the leader of " + ", ".join(
+                    f"{t}-{p}" for t, p in missing[:3])
+        committed = {g: c for g, c in committed.items() if g not in (failed or {})}
+        described = self.describe(list(committed), failed)
+        return ({g: lag_rules.Sample(at, committed[g], {tp: ends[tp] for tp in committed[g] if tp in ends},
+                                     len(described[g].get("members", [])))
+                 for g in committed if g in described}, failed or {})
+
+    def stamps(self, positions, timeout=10.0):
+        """{((topic, partition), offset): the timestamp in seconds of the record there}, for each position of
+        ``positions`` (the records groups will read next), read with a consumer of its own that commits nothing.
+        Groups at different offsets of one partition are read one offset per partition at a time."""
         from confluent_kafka import Consumer, TopicPartition
 
-        if not positions:
+        todo = sorted(set(positions))
+        if not todo:
             return {}
         consumer = Consumer({**self.conf, "group.id": f"kafka-metal-lag-{uuid.uuid4()}", "enable.auto.commit": False,
                              "enable.partition.eof": False, "logger": self.quiet,
                              "fetch.max.bytes": 1048576, "max.partition.fetch.bytes": 65536})
+        out, deadline = {}, time.monotonic() + timeout
         try:
-            consumer.assign([TopicPartition(t, p, o) for (t, p), o in sorted(positions.items())])
-            out, deadline = {}, time.monotonic() + timeout
-            while len(out) < len(positions) and time.monotonic() < deadline:
-                for msg in consumer.consume(500, timeout=0.5):
-                    tp = (msg.topic(), msg.partition())
-                    if msg.error() is not None or tp in out or msg.offset() < positions.get(tp, 0):
-                        continue
-                    kind, stamp = msg.timestamp()
-                    if stamp > 0:
-                        out[tp] = max(0.0, time.time() - stamp / 1000.0)
-                    consumer.pause([TopicPartition(*tp)])
+            while todo and time.monotonic() < deadline:
+                layer = {}
+                for tp, offset in todo:  # one offset of each partition
+                    layer.setdefault(tp, offset)
+                assigned = [TopicPartition(t, p, o) for (t, p), o in sorted(layer.items())]
+                consumer.assign(assigned)
+                consumer.resume(assigned)  # paused by the layer before, and a pause outlives an assign
+                found = {}
+                while len(found) < len(layer) and time.monotonic() < deadline:
+                    for msg in consumer.consume(500, timeout=0.5):
+                        tp = (msg.topic(), msg.partition())
+                        if msg.error() is not None or tp in found or tp not in layer or msg.offset() < layer[tp]:
+                            continue
+                        kind, stamp = msg.timestamp()
+                        found[tp] = stamp / 1000.0 if stamp > 0 else None
+                        consumer.pause([TopicPartition(*tp)])
+                out.update({(tp, layer[tp]): stamp for tp, stamp in found.items() if stamp is not None})
+                todo = [(tp, o) for tp, o in todo if layer.get(tp) != o]
             return out
         finally:
             consumer.close()
@@ -165,10 +234,8 @@ class Groups:
             for g, s in self.sample(groups).items():
                 series[g].append(s)
         last = {g: s[-1] for g, s in series.items()}
-        waiting = {tp: c for g in groups for tp, c in last[g].committed.items()
-                   if lag_rules.lag(c, last[g].ends.get(tp))}
-        ages = self.ages(waiting)
-        return {g: lag_rules.judge(g, series[g], ages) for g in groups}
+        ages = lag_rules.group_ages(last, self.stamps(lag_rules.waiting(last)), time.time())
+        return {g: lag_rules.judge(g, series[g], ages[g]) for g in groups}
 
     def reset(self, group, offsets):
         """Commit ``offsets`` ({(topic, partition): offset}) for ``group``, which must have no active member."""

@@ -97,6 +97,19 @@ def partition_verdict(series):
     return LAGGING if growing else OK
 
 
+def waiting(lasts):
+    """The positions ``((topic, partition), offset)`` that groups with a lag will read next, from each group's
+    last :class:`Sample` (``{group: Sample}``)."""
+    return {(tp, c) for s in lasts.values() for tp, c in s.committed.items() if lag(c, s.ends.get(tp))}
+
+
+def group_ages(lasts, stamps, now):
+    """{group: {(topic, partition): seconds}}: the age of the record each group reads next, from ``stamps``
+    (``{((topic, partition), offset): timestamp in seconds}``; groups on one partition may be at different offsets)."""
+    return {g: {tp: max(0.0, now - stamps[(tp, c)]) for tp, c in s.committed.items() if (tp, c) in stamps}
+            for g, s in lasts.items()}
+
+
 def judge(group, samples, ages=None):
     """A :class:`GroupLag` from the samples of one group (oldest first). ``ages`` maps a partition to the age
     in seconds of the record at its last committed offset (for partitions with a lag)."""

@@ -141,6 +141,10 @@ class Cluster:
                 return True
         return False
 
+    def broker_ids(self):
+        """The brokers the last look at the cluster found serving (those a broker-level call can ask)."""
+        return sorted(self._addresses)
+
     def throttles(self):
         """The throttle settings set now: {"topics": {topic: {key: value}}, "brokers": {id: {key: value}}}."""
         a = self._admin_mod

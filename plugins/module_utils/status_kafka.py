@@ -15,6 +15,7 @@ Nothing here raises on a cluster that cannot be read: the snapshot says so (``er
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import socket
 import ssl
 import threading
@@ -25,6 +26,8 @@ from . import lag as lag_rules
 
 CONFIG_BATCH = 200  # topics per DescribeConfigs request
 AGES_TIMEOUT = 3.0  # seconds to read the age of the records lagging groups have yet to read
+STALE_GROUP_SECONDS = 120.0  # how long --serve keeps figures it could not read again (a broker away)
+CARRIED = ("reassignments", "throttles", "certificates")  # parts --serve carries over a read that missed them
 MIN_BACKGROUND_PERIOD = 1.0  # seconds between two background reads of an exporter, whatever --cache says
 
 
@@ -54,12 +57,24 @@ class Reader:
         self.expected = sorted(set(expected_brokers)) if expected_brokers else None
         self.samples, self.interval, self.history = max(1, samples), interval, history
         self.series = {}  # group -> [lag.Sample], oldest first (history mode)
+        self.judged = {}  # group -> (its last judged figures, monotonic time) (history mode)
+        self.stamps = {}  # ((topic, partition), offset) -> the record's timestamp in seconds (history mode)
+        self.parts = {}  # area -> (its last figures, monotonic time) (history mode)
+        self.broker_dirs = {}  # broker -> (its log directories when it last answered, monotonic time)
+        self.renew = False  # new clients before the next read (history mode)
+        self.broker_throttles = {}  # broker -> (its throttle settings when it was last asked, monotonic time)
+        self.throttles_asked = None  # the brokers the throttles of this read were asked of
         self.want_groups = groups
         try:
             self.security = wire.security_from_client_config(self.conf)
             self._clients()
         except (ValueError, moving_kafka.ClusterError, groups_kafka.GroupError) as exc:
             raise StatusError(str(exc)) from None
+        except Exception as exc:
+            if type(exc).__name__ != "KafkaException":  # librdkafka refusing the settings
+                raise
+            raise StatusError("the client settings are refused: " + kafka_admin.redact(
+                _short(exc), secrets_of(self.conf))) from None
         self.bootstrap = self.conf.get("bootstrap.servers", "")
 
     def _clients(self):
@@ -73,6 +88,12 @@ class Reader:
         keeps its clients (``history``) and cannot read the cluster tries once more with new clients: a client
         that lived through a broker's restart can wait on that broker for its whole timeout, where a new one
         bootstraps from any broker that answers."""
+        if self.renew:  # the last read missed parts: a client that lived through a broker's restart can stay
+            self.renew = False  # stuck on it (librdkafka), where a new one asks the brokers that answer now
+            try:
+                self._clients()
+            except (moving_kafka.ClusterError, groups_kafka.GroupError):
+                pass
         snap = self._read_once(sleep)
         if snap["error"] and self.history:
             try:
@@ -81,8 +102,49 @@ class Reader:
                 return snap
             again = self._read_once(sleep)
             again["duration_seconds"] = round(again["duration_seconds"] + snap["duration_seconds"], 3)
-            return again
+            snap = again
+        if self.history and not snap["error"]:
+            self.renew = bool(snap["problems"])
+            self._carry(snap, time.monotonic())
         return snap
+
+    def _carry(self, snap, clock):
+        """A long-running reader's parts that could not be read this time (a broker down or restarting does not
+        answer for its throttles, its log directories) keep the figures of their last read for up to
+        STALE_GROUP_SECONDS, said in a problem: their series, and the alerts on them, must not vanish while one
+        broker is away."""
+        for area in CARRIED:
+            if snap.get(area) is not None:
+                self.parts[area] = (copy.deepcopy(snap[area]), clock)
+            elif area in self.parts and clock - self.parts[area][1] <= STALE_GROUP_SECONDS:
+                snap[area] = self.parts[area][0]
+                self._problem(snap, area, f"figures of an earlier read ({clock - self.parts[area][1]:.0f} s old)")
+        throttles = snap.get("throttles")
+        registered = {b.get("id") for b in snap.get("brokers") or ()}
+        asked, self.throttles_asked = self.throttles_asked, None
+        if throttles is not None and asked is not None:  # a broker away keeps its throttles of its last answer
+            brokers = throttles.setdefault("brokers", {})
+            for broker in asked:
+                self.broker_throttles[broker] = (brokers.get(str(broker)), clock)
+            for broker, (conf, at) in sorted(self.broker_throttles.items()):
+                if broker not in asked and broker in registered and clock - at <= STALE_GROUP_SECONDS and conf:
+                    brokers[str(broker)] = conf
+                    self._problem(snap, "throttles", f"broker {broker}: figures of an earlier read "
+                                                     f"({clock - at:.0f} s old)")
+        dirs = snap.get("log_dirs")
+        if dirs is not None:  # a broker that did not answer keeps its directories of its last answer
+            answered = {d["broker"] for d in dirs}
+            for broker, (entries, at) in sorted(self.broker_dirs.items()):
+                if broker not in answered and clock - at <= STALE_GROUP_SECONDS and broker in registered:
+                    dirs.extend(entries)
+                    self._problem(snap, "log_dirs", f"broker {broker}: figures of an earlier read "
+                                                    f"({clock - at:.0f} s old)")
+            fresh = {}
+            for d in dirs:
+                if d["broker"] in answered:
+                    fresh.setdefault(d["broker"], []).append(d)
+            self.broker_dirs.update({b: (entries, clock) for b, entries in fresh.items()})
+            snap["log_dirs"] = sorted(dirs, key=lambda d: (d["broker"], d["path"]))
 
     def _read_once(self, sleep):
         started, t0 = time.time(), time.monotonic()
@@ -117,7 +179,7 @@ class Reader:
             self._quorum(snap, versions, host, port)
             self._partitions(snap, view)
             self._part(snap, "reassignments", self._reassignments)
-            self._part(snap, "throttles", self.cluster.throttles)
+            self._part(snap, "throttles", self._throttles)
             self._log_dirs(snap, view)
             self._certificates(snap)
         finally:
@@ -126,6 +188,8 @@ class Reader:
         if self.groups is not None:
             if "error" in group_result:
                 self._problem(snap, "groups", group_result["error"])
+            for text in group_result.get("problems") or ():
+                self._problem(snap, "groups", text)
             snap["groups"] = group_result.get("groups")
 
     def _part(self, snap, area, call):
@@ -200,6 +264,12 @@ class Reader:
             self._problem(snap, "partitions", "min.insync.replicas of " + status.listed(failed, str))
         return out
 
+    def _throttles(self):
+        self.throttles_asked = None
+        out = self.cluster.throttles()
+        self.throttles_asked = set(self.cluster.broker_ids())  # a broker away is not asked for its own settings
+        return out
+
     def _reassignments(self):
         moving = self.cluster.in_flight()
         return [{"topic": t, "partition": p, **m} for (t, p), m in sorted(moving.items())]
@@ -239,28 +309,65 @@ class Reader:
 
     def _groups_into(self, result, sleep):
         try:
-            result["groups"] = self._group_lags(sleep)
+            result["groups"], result["problems"] = self._group_lags(sleep)
         except Exception as exc:  # noqa: BLE001 - reported as a part that could not be read
             result["error"] = _short(exc)
 
     def _group_lags(self, sleep):
-        names = [g["group"] for g in self.groups.list()]
+        """(the judged groups, problems). A broker that is down or moving its group coordinators leaves groups
+        out of the list or unread; with ``history`` a group seen before is still asked for, and one that cannot
+        be read keeps its last figures for up to STALE_GROUP_SECONDS (said in a problem), so that its series,
+        and an alert on them, do not vanish while one broker is away."""
+        listed, list_errors = self.groups.listing()
+        names = [g["group"] for g in listed]
+        problems = []
+        if list_errors:
+            problems.append("the group list is incomplete (" + "; ".join(_short(e) for e in list_errors[:3]) + ")")
+            if self.history:
+                names = sorted(set(names) | set(self.series))
+        failed = {}
         if self.history:
-            now = self.groups.sample(names)
-            self.series = {g: (self.series.get(g, []) + [now[g]])[-self.samples:] for g in names}
-            series = self.series
+            now, failed = self.groups.sample_each(names)
+            self.series = {g: (self.series.get(g, []) + [now[g]])[-self.samples:] if g in now else self.series[g]
+                           for g in names if g in now or g in self.series}
+            series = {g: self.series[g] for g in now}
         else:
             series = {g: [] for g in names}
             for i in range(self.samples):
                 if i:
                     sleep(self.interval)
-                for g, s in self.groups.sample(names).items():
-                    series[g].append(s)
-        last = {g: s[-1] for g, s in series.items()}
-        waiting = {tp: c for g in names for tp, c in last[g].committed.items()
-                   if lag_rules.lag(c, last[g].ends.get(tp))}
-        ages = self.groups.ages(waiting, timeout=min(self.timeout, AGES_TIMEOUT))
-        return [lag_rules.judge(g, series[g], ages).as_dict() for g in names]
+                now, missed = self.groups.sample_each([g for g in names if g not in failed])
+                failed.update(missed)
+                for g, sample in now.items():
+                    series[g].append(sample)
+            series = {g: s for g, s in series.items() if g not in failed and s}
+        lasts = {g: s[-1] for g, s in series.items()}
+        ages = lag_rules.group_ages(lasts, self._stamps(lag_rules.waiting(lasts)), time.time())
+        judged = {g: lag_rules.judge(g, series[g], ages[g]).as_dict() for g in series}
+        clock = time.monotonic()
+        if self.history:  # a group not read now keeps its figures of its last read, for a while
+            kept = {g: self.judged[g] for g in failed
+                    if g in self.judged and clock - self.judged[g][1] <= STALE_GROUP_SECONDS}
+            self.judged = {**kept, **{g: (figures, clock) for g, figures in judged.items()}}
+            judged.update({g: figures for g, (figures, _) in kept.items()})
+            if kept:
+                problems.append("figures of an earlier read for " + status.listed(
+                    [f"{g} ({clock - at:.0f} s old)" for g, (_, at) in sorted(kept.items())], str))
+        if failed:
+            problems.append("not read: " + status.listed([f"{g} ({_short(w)})" for g, w in sorted(failed.items())],
+                                                         str))
+        return [judged[g] for g in sorted(judged)], problems
+
+    def _stamps(self, positions):
+        """{((topic, partition), offset): timestamp} of the records at ``positions``; the timestamp of a record
+        never changes, so a reader with ``history`` reads each position's once while a group is held there."""
+        known = {pos: self.stamps[pos] for pos in positions if pos in self.stamps}
+        unread = [pos for pos in positions if pos not in known]
+        read = self.groups.stamps(unread, timeout=min(self.timeout, AGES_TIMEOUT)) if unread else {}
+        if self.history:  # kept while a group of the history (read now or not) is still at that offset
+            held = {(tp, o) for s in self.series.values() for tp, o in s[-1].committed.items()}
+            self.stamps = {pos: stamp for pos, stamp in {**self.stamps, **read}.items() if pos in held}
+        return {**known, **read}
 
 
 def peer_certificate(host, port, security, timeout):

@@ -872,3 +872,112 @@ def describe_cluster_v2(host, port, timeout=30.0, security=PLAINTEXT):
     """Every registered broker, fenced or not, as the broker at host:port knows them (Kafka 4.0+)."""
     return parse_describe_cluster_v2(_roundtrip(host, port, DESCRIBE_CLUSTER, 2, describe_cluster_request_v2(),
                                                 timeout, security, flexible=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# Committed offsets of consumer groups: FindCoordinator v4 and OffsetFetch v8 (flexible, Kafka 3.0+, many
+# groups per request). librdkafka's ListConsumerGroupOffsets can crash the whole process when a coordinator
+# answers NOT_COORDINATOR (a broker down, its coordinators moving): here that is an error of one group.
+# --------------------------------------------------------------------------------------------------
+
+FIND_COORDINATOR = 10
+OFFSET_FETCH = 9
+COORDINATOR_KEY_GROUP = 0
+ERROR_NAMES.update({14: "COORDINATOR_LOAD_IN_PROGRESS", 15: "COORDINATOR_NOT_AVAILABLE", 16: "NOT_COORDINATOR",
+                    30: "GROUP_AUTHORIZATION_FAILED", 69: "GROUP_ID_NOT_FOUND"})
+
+
+def find_coordinators_request_v4(groups):
+    body = struct.pack(">b", COORDINATOR_KEY_GROUP) + _uvarint(len(groups) + 1)
+    body += b"".join(_compact_string(g) for g in groups)
+    return body + b"\x00"
+
+
+def parse_find_coordinators_v4(data):
+    """{group: {"node_id", "host", "port", "error"}} (``error``: None, or the error's name and message)."""
+    r = _Reader(data)
+    r.skip_tagged_fields()
+    r.int32()  # throttle_time_ms
+    out = {}
+    for _ in range(r.compact_array_length()):
+        key, node_id, host, port = r.compact_string(), r.int32(), r.compact_string(), r.int32()
+        error, message = r.int16(), r.compact_string()
+        r.skip_tagged_fields()
+        out[key] = {"node_id": node_id, "host": host, "port": port,
+                    "error": f"{error_name(error)}{': ' + message if message else ''}" if error else None}
+    return out
+
+
+def offset_fetch_request_v8(groups):
+    """Every committed offset (null topic array) of each group; require_stable false."""
+    body = _uvarint(len(groups) + 1)
+    for group in groups:
+        body += _compact_string(group) + b"\x00" + b"\x00"  # all topics, no tagged fields
+    return body + b"\x00" + b"\x00"  # require_stable, tagged fields
+
+
+def parse_offset_fetch_v8(data):
+    """{group: {"offsets": {(topic, partition): offset}, "error": None or a name}}: partitions without a commit
+    (offset -1) or with an error are left out."""
+    r = _Reader(data)
+    r.skip_tagged_fields()
+    r.int32()  # throttle_time_ms
+    out = {}
+    for _ in range(r.compact_array_length()):
+        group, offsets = r.compact_string(), {}
+        for _ in range(r.compact_array_length()):
+            topic = r.compact_string()
+            for _ in range(r.compact_array_length()):
+                partition, offset = r.int32(), r.int64()
+                r.int32()  # committed_leader_epoch
+                r.compact_string()  # metadata
+                perror = r.int16()
+                r.skip_tagged_fields()
+                if not perror and offset >= 0:
+                    offsets[(topic, partition)] = offset
+            r.skip_tagged_fields()
+        error = r.int16()
+        r.skip_tagged_fields()
+        out[group] = {"offsets": offsets, "error": error_name(error) if error else None}
+    return out
+
+
+def find_coordinators(host, port, groups, timeout=10.0, security=PLAINTEXT):
+    return parse_find_coordinators_v4(_roundtrip(host, port, FIND_COORDINATOR, 4, find_coordinators_request_v4(groups),
+                                                 timeout, security, flexible=True))
+
+
+def offset_fetch(host, port, groups, timeout=10.0, security=PLAINTEXT):
+    return parse_offset_fetch_v8(_roundtrip(host, port, OFFSET_FETCH, 8, offset_fetch_request_v8(groups), timeout,
+                                            security, flexible=True))
+
+
+def committed_offsets(bootstrap, groups, timeout=10.0, security=PLAINTEXT):
+    """({group: {(topic, partition): offset}}, {group: why it could not be read}): each group asked of its
+    coordinator, the groups of one coordinator in one request. A group whose coordinator is moving or down is
+    in the second dict; the others are still read."""
+    groups = sorted(set(groups))
+    if not groups:
+        return {}, {}
+    found = _first_answer(bootstrap, lambda h, p: find_coordinators(h, p, groups, timeout, security))
+    failed, by_node = {}, {}
+    for group in groups:
+        c = found.get(group)
+        if c is None or c["error"]:
+            failed[group] = f"FindCoordinator: {c['error'] if c else 'no answer for the group'}"
+        else:
+            by_node.setdefault((c["host"], c["port"]), []).append(group)
+    out = {}
+    for (host, port), members in sorted(by_node.items()):
+        try:
+            answer = offset_fetch(host, port, members, timeout, security)
+        except (OSError, ProbeError) as exc:
+            failed.update({g: f"OffsetFetch from {host}:{port}: {exc}" for g in members})
+            continue
+        for group in members:
+            a = answer.get(group)
+            if a is None or a["error"]:
+                failed[group] = f"OffsetFetch: {a['error'] if a else 'no answer for the group'}"
+            else:
+                out[group] = a["offsets"]
+    return out, failed

@@ -111,3 +111,37 @@ def test_reset_is_a_dry_run_unless_executed(kafka, topic):
     listing = subprocess.run([str(VENV_BIN / "kafka-metal"), "groups", "list", "--bootstrap-server",
                               kafka.bootstrap], capture_output=True, text=True, timeout=120)
     assert f"{group}  EMPTY" in listing.stdout, listing.stdout
+
+
+def test_groups_at_different_offsets_of_one_partition_have_their_own_age(kafka):
+    from confluent_kafka import KafkaException, TopicPartition
+
+    name = f"ages-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    admin.create_topics([NewTopic(name, 1, 1)])[name].result(30)
+    producer = Producer({"bootstrap.servers": kafka.bootstrap})
+    written = []
+    for batch in range(2):  # offsets 0-9 written 4 s before offsets 10-19
+        if batch:
+            time.sleep(4)
+        for _ in range(10):
+            producer.produce(name, value=b"v")
+        assert producer.flush(30) == 0
+        written.append(time.time())
+    early, late = f"early-{uuid.uuid4().hex[:6]}", f"late-{uuid.uuid4().hex[:6]}"
+    for group, offset in ((early, 5), (late, 15)):  # consumers that commit where they stopped, and leave
+        consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": group, "enable.auto.commit": False})
+        deadline = time.monotonic() + 60
+        while True:  # a node that just started may still be loading its group coordinators
+            try:
+                consumer.commit(offsets=[TopicPartition(name, 0, offset)], asynchronous=False)
+                break
+            except KafkaException:
+                assert time.monotonic() < deadline
+                time.sleep(1)
+        consumer.close()
+    judged = groups_kafka.Groups({"bootstrap.servers": kafka.bootstrap}).lag([early, late], samples=1)
+    now = time.time()
+    assert judged[early].lag == 15 and judged[late].lag == 5
+    assert now - written[0] - 0.5 <= judged[early].seconds <= now - written[0] + 1.5, (judged[early], written)
+    assert now - written[1] - 0.5 <= judged[late].seconds <= now - written[1] + 1.5, (judged[late], written)

@@ -219,6 +219,17 @@ def test_command_config_refuses_a_jks_truststore(tmp_path):
         load.librdkafka_settings({"ssl.truststore.location": str(jks), "ssl.truststore.type": "PKCS12"})
 
 
+def test_command_config_without_sasl_credentials_is_refused_with_the_fix():
+    base = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512"}
+    with pytest.raises(load.LoadError, match=r"needs a username and a password, and sasl.jaas.config gives none"):
+        load.librdkafka_settings(base)
+    empty = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="";'
+    with pytest.raises(load.LoadError, match=r"needs a password.*empty or no password.*password=\"PASSWORD\""):
+        load.librdkafka_settings(dict(base, **{"sasl.jaas.config": empty}))
+    # other mechanisms bring their own credentials
+    assert load.librdkafka_settings({"security.protocol": "SASL_SSL", "sasl.mechanism": "OAUTHBEARER"})
+
+
 def test_load_command_is_wired():
     args = main.build_parser().parse_args(["load", "--bootstrap-server", "h:9092", "--topic", "t", "--rate", "50",
                                            "--duration", "10", "--command-config", "c.properties",

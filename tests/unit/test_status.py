@@ -608,3 +608,144 @@ def test_the_certificate_of_a_listener_is_read_and_verified(tls_listener, tmp_pa
                                                                      **good}])
     found, level = judged(snap)
     assert level == status.WARNING and "expires in 20.0 days" in messages(found, status.WARNING)[0]
+
+
+# --- the groups of a long-running reader while a broker is away ----------------------------------------------------
+
+class AwayGroups:
+    """Groups as Kafka answers them: ``away`` groups are left out of the list (their coordinator's broker does not
+    answer) and cannot be read; the record at each offset was written at ``written`` (seconds)."""
+
+    def __init__(self, committed, ends, written):
+        self.committed, self.ends, self.written = committed, ends, written
+        self.away, self.stamp_reads = set(), []
+
+    def listing(self):
+        listed = [{"group": g, "state": "STABLE", "simple": False} for g in sorted(self.committed)
+                  if g not in self.away]
+        return listed, (["broker 6: KafkaError{code=_TRANSPORT}"] if self.away else [])
+
+    def sample_each(self, names):
+        samples = {g: lag.Sample(0.0, dict(self.committed[g]), dict(self.ends), 1) for g in names
+                   if g in self.committed and g not in self.away}
+        return samples, {g: "COORDINATOR_NOT_AVAILABLE" for g in names if g in self.away}
+
+    def stamps(self, positions, timeout):
+        self.stamp_reads.append(sorted(positions))
+        return {pos: self.written + pos[1] for pos in positions}  # a record a second newer per offset
+
+
+def history_reader(groups):
+    reader = status_kafka.Reader.__new__(status_kafka.Reader)
+    reader.groups, reader.history, reader.samples, reader.timeout = groups, True, 2, 10.0
+    reader.series, reader.judged, reader.stamps = {}, {}, {}
+    reader.parts, reader.broker_dirs, reader.broker_throttles, reader.throttles_asked = {}, {}, {}, None
+    return reader
+
+
+def test_a_group_whose_coordinator_is_away_keeps_its_figures_and_says_so(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(status_kafka.time, "time", lambda: now[0])
+    monkeypatch.setattr(status_kafka.time, "monotonic", lambda: now[0])
+    tp = ("orders", 0)
+    groups = AwayGroups({"app": {tp: 10}, "other": {tp: 40}}, {tp: 40}, written=930.0)
+    reader = history_reader(groups)
+    first, problems = reader._group_lags(None)
+    assert [(g["group"], g["seconds"]) for g in first] == [("app", 60.0), ("other", 0.0)] and not problems
+    groups.away = {"app"}
+    now[0] += 5
+    second, problems = reader._group_lags(None)
+    assert [(g["group"], g["seconds"]) for g in second] == [("app", 60.0), ("other", 0.0)]
+    assert any("incomplete" in p and "_TRANSPORT" in p for p in problems), problems
+    assert any("earlier read for app (5 s old)" in p for p in problems), problems
+    assert any(p.startswith("not read: app (COORDINATOR_NOT_AVAILABLE)") for p in problems), problems
+    # back: read again, the record's timestamp from the first read (it never changes)
+    groups.away = set()
+    now[0] += 5
+    third, problems = reader._group_lags(None)
+    assert [(g["group"], g["seconds"]) for g in third] == [("app", 70.0), ("other", 0.0)] and not problems
+    assert groups.stamp_reads == [[(tp, 10)]]
+
+
+def test_groups_at_different_offsets_of_one_partition_each_get_their_own_age(monkeypatch):
+    monkeypatch.setattr(status_kafka.time, "time", lambda: 1000.0)
+    tp = ("orders", 0)
+    groups = AwayGroups({"early": {tp: 10}, "late": {tp: 30}, "done": {tp: 40}}, {tp: 40}, written=950.0)
+    figures, _ = history_reader(groups)._group_lags(None)
+    assert [(g["group"], g["seconds"]) for g in figures] == [("done", 0.0), ("early", 40.0), ("late", 20.0)]
+
+
+def test_a_group_away_for_longer_than_the_limit_is_dropped_and_a_deleted_one_goes(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(status_kafka.time, "time", lambda: now[0])
+    monkeypatch.setattr(status_kafka.time, "monotonic", lambda: now[0])
+    tp = ("orders", 0)
+    groups = AwayGroups({"app": {tp: 10}, "gone": {tp: 40}}, {tp: 40}, written=980.0)
+    reader = history_reader(groups)
+    reader._group_lags(None)
+    groups.away = {"app"}
+    now[0] += status_kafka.STALE_GROUP_SECONDS + 1
+    figures, problems = reader._group_lags(None)
+    assert [g["group"] for g in figures] == ["gone"]
+    assert not any("earlier read" in p for p in problems)
+    # a complete list without a group: it was deleted, and is no longer asked for
+    groups.away = set()
+    del groups.committed["gone"]
+    figures, problems = reader._group_lags(None)
+    assert [g["group"] for g in figures] == ["app"] and set(reader.series) == {"app"}
+
+
+def test_a_long_running_reader_carries_parts_a_broker_away_did_not_answer():
+    reader = history_reader(None)
+    brokers = [{"id": 4}, {"id": 5}, {"id": 6}]
+
+    def snap(throttles, dirs):
+        return {"problems": {}, "brokers": brokers, "throttles": throttles, "reassignments": [],
+                "certificates": None, "log_dirs": [{"broker": b, "path": "/data", "total_bytes": 100,
+                                                    "usable_bytes": 50, "error": None} for b in dirs]}
+
+    first = snap({"brokers": {"4": {"leader.replication.throttled.rate": "10485760"}}, "topics": {}}, [4, 5, 6])
+    reader.throttles_asked = {4, 5, 6}
+    reader._carry(first, 100.0)
+    assert first["problems"] == {}
+    # broker 4 restarts: its throttle and broker 6's directories are not answered
+    second = snap(None, [4, 5])
+    reader._carry(second, 130.0)
+    assert second["throttles"] == {"brokers": {"4": {"leader.replication.throttled.rate": "10485760"}}, "topics": {}}
+    assert [d["broker"] for d in second["log_dirs"]] == [4, 5, 6]
+    assert second["problems"] == {"throttles": ["figures of an earlier read (30 s old)"],
+                                  "log_dirs": ["broker 6: figures of an earlier read (30 s old)"]}
+    # past the limit they are gone, and a broker no longer registered is not carried at all
+    third = snap(None, [4, 5])
+    reader._carry(third, 100.0 + status_kafka.STALE_GROUP_SECONDS + 1)
+    assert third["problems"] == {}
+    assert third["throttles"] is None and [d["broker"] for d in third["log_dirs"]] == [4, 5]
+    brokers.pop()
+    reader.broker_dirs[6] = ([{"broker": 6, "path": "/data"}], 300.0)
+    fourth = snap({}, [4, 5])
+    reader._carry(fourth, 301.0)
+    assert [d["broker"] for d in fourth["log_dirs"]] == [4, 5]
+
+
+def test_a_broker_restarting_keeps_its_throttle_while_the_others_are_read_again():
+    reader = history_reader(None)
+    brokers = [{"id": 4}, {"id": 5}]
+    rate = {"leader.replication.throttled.rate": "10485760"}
+
+    def snap(throttles):
+        return {"problems": {}, "brokers": brokers, "throttles": throttles, "reassignments": [],
+                "certificates": None, "log_dirs": None}
+
+    reader.throttles_asked = {4, 5}
+    reader._carry(snap({"brokers": {"4": rate}, "topics": {}}), 10.0)
+    # broker 4 restarts: the cluster answers, but broker 4 is not asked for its own settings
+    reader.throttles_asked = {5}
+    restarting = snap({"brokers": {}, "topics": {}})
+    reader._carry(restarting, 20.0)
+    assert restarting["throttles"]["brokers"] == {"4": rate}
+    assert restarting["problems"] == {"throttles": ["broker 4: figures of an earlier read (10 s old)"]}
+    # back, and the throttle removed meanwhile: gone
+    reader.throttles_asked = {4, 5}
+    back = snap({"brokers": {}, "topics": {}})
+    reader._carry(back, 30.0)
+    assert back["throttles"]["brokers"] == {} and back["problems"] == {}

@@ -526,3 +526,33 @@ def test_parse_describe_cluster_v2():
 def test_parse_describe_cluster_v2_error_names_the_code():
     with pytest.raises(wire.ProbeError, match="DescribeCluster: CLUSTER_AUTHORIZATION_FAILED: denied"):
         wire.parse_describe_cluster_v2(_describe_cluster_response_v2([], error=31, message="denied"))
+
+
+def _cstr(text):
+    return wire._compact_string(text)
+
+
+def test_find_coordinators_v4_request_and_answer():
+    assert wire.find_coordinators_request_v4(["a", "bc"]) == b"\x00\x03\x02a\x03bc\x00"
+    answer = (b"\x00" + struct.pack(">i", 0) + b"\x03"
+              + _cstr("a") + struct.pack(">i", 4) + _cstr("k4") + struct.pack(">ih", 9092, 0) + b"\x00" + b"\x00"
+              + _cstr("bc") + struct.pack(">i", -1) + _cstr("") + struct.pack(">ih", -1, 15) + _cstr("moving") + b"\x00"
+              + b"\x00")
+    assert wire.parse_find_coordinators_v4(answer) == {
+        "a": {"node_id": 4, "host": "k4", "port": 9092, "error": None},
+        "bc": {"node_id": -1, "host": "", "port": -1, "error": "COORDINATOR_NOT_AVAILABLE: moving"}}
+
+
+def test_offset_fetch_v8_request_and_answer():
+    assert wire.offset_fetch_request_v8(["g"]) == b"\x02" + _cstr("g") + b"\x00\x00" + b"\x00\x00"
+
+    def partition(index, offset, error=0):
+        return struct.pack(">iqi", index, offset, -1) + b"\x00" + struct.pack(">h", error) + b"\x00"
+
+    answer = (b"\x00" + struct.pack(">i", 0) + b"\x03"
+              + _cstr("g") + b"\x02" + _cstr("t") + b"\x04" + partition(0, 42) + partition(1, -1) + partition(2, 7, 3)
+              + b"\x00" + struct.pack(">h", 0) + b"\x00"
+              + _cstr("h") + b"\x01" + struct.pack(">h", 16) + b"\x00"
+              + b"\x00")
+    assert wire.parse_offset_fetch_v8(answer) == {"g": {"offsets": {("t", 0): 42}, "error": None},
+                                                  "h": {"offsets": {}, "error": "NOT_COORDINATOR"}}

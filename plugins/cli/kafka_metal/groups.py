@@ -31,17 +31,26 @@ def _fail(exc):
     return 2
 
 
+def _incomplete(errors):
+    """Warn on stderr when a broker's part of the group list is missing; the exit code then says so too (1)."""
+    if errors:
+        print("kafka-metal: the group list is incomplete, a broker did not answer (it is down, or its group "
+              f"coordinators are moving; run again shortly): {'; '.join(errors[:3])}", file=sys.stderr)
+    return 1 if errors else 0
+
+
 def cmd_list(args):
     try:
-        listed = _groups(args).list()
+        listed, errors = _groups(args).listing()
     except groups_kafka.GroupError as exc:
         return _fail(exc)
+    code = _incomplete(errors)
     if args.json:
         print(json.dumps(listed, indent=1))
-        return 0
+        return code
     for g in listed:
         print(f"{g['group']}  {g['state']}{'  (simple)' if g['simple'] else ''}")
-    return 0
+    return code
 
 
 def _seconds(value):
@@ -51,20 +60,26 @@ def _seconds(value):
 def cmd_describe(args):
     try:
         groups = _groups(args)
-        names = args.group or [g["group"] for g in groups.list()]
+        errors = []
+        if args.group:
+            names = args.group
+        else:
+            listed, errors = groups.listing()
+            names = [g["group"] for g in listed]
         judged = groups.lag(names, samples=args.samples, interval=args.interval)
     except groups_kafka.GroupError as exc:
         return _fail(exc)
+    code = _incomplete(errors)
     if args.json:
         print(json.dumps([judged[g].as_dict() for g in names], indent=1))
-        return 0
+        return code
     for g in names:
         j = judged[g]
         print(f"{g}: {j.verdict}, lag {j.lag} records, {_seconds(j.seconds)}, {j.members} members")
         for p in j.partitions:
             print(f"  {p.topic}-{p.partition}: committed {p.committed if p.committed is not None else '-'}, end "
                   f"{p.end}, lag {p.lag if p.lag is not None else '-'} ({_seconds(p.seconds)}) {p.verdict}")
-    return 0
+    return code
 
 
 def _parse_time(text):

@@ -585,6 +585,14 @@ def librdkafka_settings(props: dict) -> dict:
             conf["sasl.username"] = creds["username"]
         if "password" in creds:
             conf["sasl.password"] = creds["password"]
+    if conf.get("security.protocol", "").upper().startswith("SASL") and \
+            (mechanism.upper() == "PLAIN" or mechanism.upper().startswith("SCRAM-")):
+        missing = [k for k in ("username", "password") if not conf.get(f"sasl.{k}")]
+        if missing:
+            given = "an empty or no " + " or ".join(missing) if props.get("sasl.jaas.config") else "none"
+            raise LoadError(f"sasl.mechanism {mechanism} needs a {' and a '.join(missing)}, and sasl.jaas.config "
+                            f'gives {given}: set sasl.jaas.config to ...LoginModule required username="USER" '
+                            'password="PASSWORD";')
     store_type = (props.get("ssl.truststore.type") or "").strip().upper()
     if props.get("ssl.truststore.certificates"):
         conf["ssl.ca.pem"] = props["ssl.truststore.certificates"]
