@@ -69,6 +69,17 @@ class Groups:
         except Exception as exc:  # noqa: BLE001 - reported with what was asked
             raise GroupError(f"{what}: {exc}") from None
 
+    def _each(self, futures, what, failed):
+        """(key, result) of each future; with a dict as ``failed``, a key whose future fails goes there with the
+        reason instead of failing the others."""
+        for key, future in futures.items():
+            try:
+                yield key, self._wait(future, what(key))
+            except GroupError as exc:
+                if failed is None:
+                    raise
+                failed[key] = str(exc)
+
     def list(self):
         """[{"group", "state", "simple"}], sorted by name (consumer groups; share and stream groups aside)."""
         return self.listing()[0]
@@ -89,14 +100,7 @@ class Groups:
             return {}
         futures = self.admin.describe_consumer_groups(list(groups), request_timeout=self.timeout)
         out = {}
-        for group, future in futures.items():
-            try:
-                d = self._wait(future, f"describing group {group}")
-            except GroupError as exc:
-                if failed is None:
-                    raise
-                failed[group] = str(exc)
-                continue
+        for group, d in self._each(futures, lambda g: f"describing group {g}", failed):
             out[group] = {"state": d.state.name if d.state is not None else "UNKNOWN", "members": [
                 {"member": m.member_id, "client": m.client_id, "host": m.host,
                  "partitions": sorted((tp.topic, tp.partition) for tp in
@@ -125,14 +129,7 @@ class Groups:
             futures.update(self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
                                                                   request_timeout=self.timeout))
         out = {}
-        for group, future in futures.items():
-            try:
-                result = self._wait(future, f"reading the committed offsets of group {group}")
-            except GroupError as exc:
-                if failed is None:
-                    raise
-                failed[group] = str(exc)
-                continue
+        for group, result in self._each(futures, lambda g: f"reading the committed offsets of group {g}", failed):
             out[group] = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions
                           if tp.error is None and tp.offset >= 0}
         return out
@@ -154,14 +151,11 @@ class Groups:
         futures = self.admin.list_offsets({TopicPartition(t, p): what for t, p in sorted(partitions)},
                                           request_timeout=self.timeout)
         out = {}
-        for tp, future in futures.items():
-            try:
-                out[(tp.topic, tp.partition)] = self._wait(future, f"reading the offsets of {tp.topic}-{tp.partition}"
-                                                           ).offset
-            except GroupError:
-                if unanswered is None:
-                    raise
-                unanswered.add((tp.topic, tp.partition))
+        missed = None if unanswered is None else {}
+        for tp, result in self._each(futures, lambda t: f"reading the offsets of {t.topic}-{t.partition}", missed):
+            out[(tp.topic, tp.partition)] = result.offset
+        if missed:
+            unanswered.update((tp.topic, tp.partition) for tp in missed)
         return out
 
     def sample(self, groups):

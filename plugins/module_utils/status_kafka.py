@@ -26,7 +26,7 @@ from . import lag as lag_rules
 
 CONFIG_BATCH = 200  # topics per DescribeConfigs request
 AGES_TIMEOUT = 3.0  # seconds to read the age of the records lagging groups have yet to read
-STALE_GROUP_SECONDS = 120.0  # how long --serve keeps figures it could not read again (a broker away)
+STALE_SECONDS = 120.0  # how long --serve keeps figures it could not read again (a broker away)
 CARRIED = ("reassignments", "throttles", "certificates")  # parts --serve carries over a read that missed them
 MIN_BACKGROUND_PERIOD = 1.0  # seconds between two background reads of an exporter, whatever --cache says
 
@@ -56,14 +56,7 @@ class Reader:
         self.timeout = timeout
         self.expected = sorted(set(expected_brokers)) if expected_brokers else None
         self.samples, self.interval, self.history = max(1, samples), interval, history
-        self.series = {}  # group -> [lag.Sample], oldest first (history mode)
-        self.judged = {}  # group -> (its last judged figures, monotonic time) (history mode)
-        self.stamps = {}  # ((topic, partition), offset) -> the record's timestamp in seconds (history mode)
-        self.parts = {}  # area -> (its last figures, monotonic time) (history mode)
-        self.broker_dirs = {}  # broker -> (its log directories when it last answered, monotonic time)
-        self.renew = False  # new clients before the next read (history mode)
-        self.broker_throttles = {}  # broker -> (its throttle settings when it was last asked, monotonic time)
-        self.throttles_asked = None  # the brokers the throttles of this read were asked of
+        self._start_history()
         self.want_groups = groups
         try:
             self.security = wire.security_from_client_config(self.conf)
@@ -76,6 +69,17 @@ class Reader:
             raise StatusError("the client settings are refused: " + kafka_admin.redact(
                 _short(exc), secrets_of(self.conf))) from None
         self.bootstrap = self.conf.get("bootstrap.servers", "")
+
+    def _start_history(self):
+        """What a reader keeps from one read to the next (used with ``history``)."""
+        self.series = {}  # group -> [lag.Sample], oldest first
+        self.judged = {}  # group -> (its last judged figures, monotonic time)
+        self.stamps = {}  # ((topic, partition), offset) -> the record's timestamp in seconds
+        self.parts = {}  # area -> (its last figures, monotonic time)
+        self.broker_dirs = {}  # broker -> (its log directories when it last answered, monotonic time)
+        self.broker_throttles = {}  # broker -> (its throttle settings when it was last asked, monotonic time)
+        self.throttles_asked = None  # the brokers the throttles of this read were asked of
+        self.renew = False  # new clients before the next read
 
     def _clients(self):
         self.cluster = moving_kafka.Cluster(self.conf, self.timeout)
@@ -111,40 +115,45 @@ class Reader:
     def _carry(self, snap, clock):
         """A long-running reader's parts that could not be read this time (a broker down or restarting does not
         answer for its throttles, its log directories) keep the figures of their last read for up to
-        STALE_GROUP_SECONDS, said in a problem: their series, and the alerts on them, must not vanish while one
+        STALE_SECONDS, said in a problem: their series, and the alerts on them, must not vanish while one
         broker is away."""
         for area in CARRIED:
             if snap.get(area) is not None:
                 self.parts[area] = (copy.deepcopy(snap[area]), clock)
-            elif area in self.parts and clock - self.parts[area][1] <= STALE_GROUP_SECONDS:
+            elif area in self.parts and clock - self.parts[area][1] <= STALE_SECONDS:
                 snap[area] = self.parts[area][0]
                 self._problem(snap, area, f"figures of an earlier read ({clock - self.parts[area][1]:.0f} s old)")
         throttles = snap.get("throttles")
-        registered = {b.get("id") for b in snap.get("brokers") or ()}
+        # the cluster's brokers, those away included: before 4.0 a stopped broker leaves the broker list, but it
+        # still holds its replicas
+        registered = {b.get("id") for b in snap.get("brokers") or ()} | {
+            r for p in snap.get("partitions") or () for r in p.get("replicas") or ()}
         asked, self.throttles_asked = self.throttles_asked, None
         if throttles is not None and asked is not None:  # a broker away keeps its throttles of its last answer
             brokers = throttles.setdefault("brokers", {})
-            for broker in asked:
-                self.broker_throttles[broker] = (brokers.get(str(broker)), clock)
-            for broker, (conf, at) in sorted(self.broker_throttles.items()):
-                if broker not in asked and broker in registered and clock - at <= STALE_GROUP_SECONDS and conf:
-                    brokers[str(broker)] = conf
-                    self._problem(snap, "throttles", f"broker {broker}: figures of an earlier read "
-                                                     f"({clock - at:.0f} s old)")
+            held = self._held(snap, "throttles", self.broker_throttles, {b: brokers.get(str(b)) for b in asked},
+                              registered, clock)
+            brokers.update({str(b): conf for b, conf in held.items()})
         dirs = snap.get("log_dirs")
         if dirs is not None:  # a broker that did not answer keeps its directories of its last answer
-            answered = {d["broker"] for d in dirs}
-            for broker, (entries, at) in sorted(self.broker_dirs.items()):
-                if broker not in answered and clock - at <= STALE_GROUP_SECONDS and broker in registered:
-                    dirs.extend(entries)
-                    self._problem(snap, "log_dirs", f"broker {broker}: figures of an earlier read "
-                                                    f"({clock - at:.0f} s old)")
             fresh = {}
             for d in dirs:
-                if d["broker"] in answered:
-                    fresh.setdefault(d["broker"], []).append(d)
-            self.broker_dirs.update({b: (entries, clock) for b, entries in fresh.items()})
-            snap["log_dirs"] = sorted(dirs, key=lambda d: (d["broker"], d["path"]))
+                fresh.setdefault(d["broker"], []).append(d)
+            held = self._held(snap, "log_dirs", self.broker_dirs, fresh, registered, clock)
+            snap["log_dirs"] = sorted(dirs + [d for entries in held.values() for d in entries],
+                                      key=lambda d: (d["broker"], d["path"]))
+
+    def _held(self, snap, area, store, fresh, registered, clock):
+        """Per broker: ``fresh`` ({broker: figures}, from the brokers that answered) goes into ``store``; returns
+        the last figures of the registered brokers that did not answer, for up to STALE_SECONDS, each named in a
+        problem of ``area``."""
+        store.update({b: (figures, clock) for b, figures in fresh.items()})
+        held = {}
+        for broker, (figures, at) in sorted(store.items()):
+            if broker not in fresh and broker in registered and figures and clock - at <= STALE_SECONDS:
+                held[broker] = figures
+                self._problem(snap, area, f"broker {broker}: figures of an earlier read ({clock - at:.0f} s old)")
+        return held
 
     def _read_once(self, sleep):
         started, t0 = time.time(), time.monotonic()
@@ -316,7 +325,7 @@ class Reader:
     def _group_lags(self, sleep):
         """(the judged groups, problems). A broker that is down or moving its group coordinators leaves groups
         out of the list or unread; with ``history`` a group seen before is still asked for, and one that cannot
-        be read keeps its last figures for up to STALE_GROUP_SECONDS (said in a problem), so that its series,
+        be read keeps its last figures for up to STALE_SECONDS (said in a problem), so that its series,
         and an alert on them, do not vanish while one broker is away."""
         listed, list_errors = self.groups.listing()
         names = [g["group"] for g in listed]
@@ -347,7 +356,7 @@ class Reader:
         clock = time.monotonic()
         if self.history:  # a group not read now keeps its figures of its last read, for a while
             kept = {g: self.judged[g] for g in failed
-                    if g in self.judged and clock - self.judged[g][1] <= STALE_GROUP_SECONDS}
+                    if g in self.judged and clock - self.judged[g][1] <= STALE_SECONDS}
             self.judged = {**kept, **{g: (figures, clock) for g, figures in judged.items()}}
             judged.update({g: figures for g, (figures, _) in kept.items()})
             if kept:

@@ -145,3 +145,16 @@ def test_groups_at_different_offsets_of_one_partition_have_their_own_age(kafka):
     assert judged[early].lag == 15 and judged[late].lag == 5
     assert now - written[0] - 0.5 <= judged[early].seconds <= now - written[0] + 1.5, (judged[early], written)
     assert now - written[1] - 0.5 <= judged[late].seconds <= now - written[1] + 1.5, (judged[late], written)
+
+
+def test_both_clients_read_the_same_committed_offsets(kafka, topic):
+    """The project's own client (FindCoordinator and OffsetFetch) and librdkafka's, kept for settings the former
+    cannot follow, read the same committed offsets."""
+    group = f"both-{uuid.uuid4().hex[:6]}"
+    consume(kafka, topic, group, RECORDS // 3)
+    own = groups_kafka.Groups({"bootstrap.servers": kafka.bootstrap})
+    fallback = groups_kafka.Groups({"bootstrap.servers": kafka.bootstrap})
+    fallback.security = None
+    failed = {}
+    assert own.committed([group], failed) == fallback.committed([group], failed) and not failed
+    assert sum(own.committed([group])[group].values()) == RECORDS // 3

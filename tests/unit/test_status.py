@@ -638,15 +638,21 @@ class AwayGroups:
 def history_reader(groups):
     reader = status_kafka.Reader.__new__(status_kafka.Reader)
     reader.groups, reader.history, reader.samples, reader.timeout = groups, True, 2, 10.0
-    reader.series, reader.judged, reader.stamps = {}, {}, {}
-    reader.parts, reader.broker_dirs, reader.broker_throttles, reader.throttles_asked = {}, {}, {}, None
+    reader._start_history()
     return reader
 
 
-def test_a_group_whose_coordinator_is_away_keeps_its_figures_and_says_so(monkeypatch):
+@pytest.fixture
+def clock(monkeypatch):
+    """The reader's wall and monotonic clocks, one value the test moves on (``clock[0]``)."""
     now = [1000.0]
     monkeypatch.setattr(status_kafka.time, "time", lambda: now[0])
     monkeypatch.setattr(status_kafka.time, "monotonic", lambda: now[0])
+    return now
+
+
+def test_a_group_whose_coordinator_is_away_keeps_its_figures_and_says_so(clock):
+    now = clock
     tp = ("orders", 0)
     groups = AwayGroups({"app": {tp: 10}, "other": {tp: 40}}, {tp: 40}, written=930.0)
     reader = history_reader(groups)
@@ -667,24 +673,21 @@ def test_a_group_whose_coordinator_is_away_keeps_its_figures_and_says_so(monkeyp
     assert groups.stamp_reads == [[(tp, 10)]]
 
 
-def test_groups_at_different_offsets_of_one_partition_each_get_their_own_age(monkeypatch):
-    monkeypatch.setattr(status_kafka.time, "time", lambda: 1000.0)
+def test_groups_at_different_offsets_of_one_partition_each_get_their_own_age(clock):
     tp = ("orders", 0)
     groups = AwayGroups({"early": {tp: 10}, "late": {tp: 30}, "done": {tp: 40}}, {tp: 40}, written=950.0)
     figures, _ = history_reader(groups)._group_lags(None)
     assert [(g["group"], g["seconds"]) for g in figures] == [("done", 0.0), ("early", 40.0), ("late", 20.0)]
 
 
-def test_a_group_away_for_longer_than_the_limit_is_dropped_and_a_deleted_one_goes(monkeypatch):
-    now = [1000.0]
-    monkeypatch.setattr(status_kafka.time, "time", lambda: now[0])
-    monkeypatch.setattr(status_kafka.time, "monotonic", lambda: now[0])
+def test_a_group_away_for_longer_than_the_limit_is_dropped_and_a_deleted_one_goes(clock):
+    now = clock
     tp = ("orders", 0)
     groups = AwayGroups({"app": {tp: 10}, "gone": {tp: 40}}, {tp: 40}, written=980.0)
     reader = history_reader(groups)
     reader._group_lags(None)
     groups.away = {"app"}
-    now[0] += status_kafka.STALE_GROUP_SECONDS + 1
+    now[0] += status_kafka.STALE_SECONDS + 1
     figures, problems = reader._group_lags(None)
     assert [g["group"] for g in figures] == ["gone"]
     assert not any("earlier read" in p for p in problems)
@@ -717,7 +720,7 @@ def test_a_long_running_reader_carries_parts_a_broker_away_did_not_answer():
                                   "log_dirs": ["broker 6: figures of an earlier read (30 s old)"]}
     # past the limit they are gone, and a broker no longer registered is not carried at all
     third = snap(None, [4, 5])
-    reader._carry(third, 100.0 + status_kafka.STALE_GROUP_SECONDS + 1)
+    reader._carry(third, 100.0 + status_kafka.STALE_SECONDS + 1)
     assert third["problems"] == {}
     assert third["throttles"] is None and [d["broker"] for d in third["log_dirs"]] == [4, 5]
     brokers.pop()
@@ -749,3 +752,21 @@ def test_a_broker_restarting_keeps_its_throttle_while_the_others_are_read_again(
     back = snap({"brokers": {}, "topics": {}})
     reader._carry(back, 30.0)
     assert back["throttles"]["brokers"] == {} and back["problems"] == {}
+
+
+def test_before_4_0_a_stopped_broker_left_the_broker_list_but_still_holds_replicas():
+    reader = history_reader(None)
+    rate = {"leader.replication.throttled.rate": "10485760"}
+    reader.throttles_asked = {4, 5}
+    reader._carry({"problems": {}, "brokers": [{"id": 4}, {"id": 5}], "throttles": {"brokers": {"4": rate}},
+                   "partitions": [], "log_dirs": None}, 10.0)
+    reader.throttles_asked = {5}
+    away = {"problems": {}, "brokers": [{"id": 5}], "throttles": {"brokers": {}},
+            "partitions": [{"topic": "t", "partition": 0, "replicas": [4, 5]}], "log_dirs": None}
+    reader._carry(away, 20.0)
+    assert away["throttles"]["brokers"] == {"4": rate}
+    # a broker neither listed nor holding a replica has left the cluster: nothing of it is kept
+    reader.throttles_asked = {5}
+    gone = dict(away, problems={}, throttles={"brokers": {}}, partitions=[])
+    reader._carry(gone, 30.0)
+    assert gone["throttles"]["brokers"] == {}
