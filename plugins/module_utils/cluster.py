@@ -17,6 +17,8 @@ from .security import security_errors
 
 METADATA_MODES = ("kraft", "zookeeper")
 VERSION_RE = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)$")
+# the directory an archive unpacks to: kafka_<scala>-<version>
+DIST_RE = re.compile(r"^kafka_(?P<scala>[0-9.]+)-(?P<version>\d+\.\d+\.\d+)$")
 CLUSTER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 SHA512_RE = re.compile(r"^[0-9a-fA-F]{128}$")
 # The major releases kafka-metal knows how to install and configure.
@@ -58,6 +60,13 @@ def parse_version(value):
             f"kafka_version {value!r} is malformed: use MAJOR.MINOR.PATCH, e.g. \"4.1.1\" or \"3.9.1\""
         ])
     return tuple(int(m.group(g)) for g in ("major", "minor", "patch"))
+
+
+def dist_version(dist):
+    """The version in an unpacked archive's directory name (``kafka_<scala>-<version>``, or a path ending in
+    it); None for any other name."""
+    m = DIST_RE.match(str(dist or "").rstrip("/").rsplit("/", 1)[-1])
+    return m.group("version") if m else None
 
 
 def version_errors(value):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from .cluster import VERSION_RE, dist_version, parse_version
 from .tuning import limit_problems
 
 TCP_LISTEN = "0A"
@@ -135,24 +136,10 @@ def host_problems(facts, plan):
     return out
 
 
-def _release(text):
-    """``3.9.1`` -> (3, 9, 1); None for anything else."""
-    parts = str(text).strip().split(".")
-    if len(parts) < 2 or not all(p.isdigit() for p in parts):
-        return None
-    return tuple(int(p) for p in parts)
-
-
 def running_release(link_target):
     """The Kafka release a node's current link points at (the directory of the archive, ``...-3.9.1``), or
     None where there is no link or it points somewhere kafka-metal did not unpack."""
-    if not link_target:
-        return None
-    name = str(link_target).rstrip("/").rsplit("/", 1)[-1]
-    if not name.startswith("kafka_") or "-" not in name:
-        return None
-    version = name.rsplit("-", 1)[1]
-    return version if _release(version) else None
+    return dist_version(link_target)
 
 
 def version_problems(link_target, version, switch=True):
@@ -160,7 +147,9 @@ def version_problems(link_target, version, switch=True):
     and restarting it outside the rolling engine would take it back without the gates, and past a finalized
     upgrade the older release cannot read the metadata at all; a roll back goes through the rolling upgrade."""
     running = running_release(link_target)
-    if not switch or running is None or _release(version) is None or _release(running) <= _release(version):
+    if not switch or running is None or not VERSION_RE.match(str(version).strip()):
+        return []
+    if parse_version(running) <= parse_version(str(version).strip()):
         return []
     return [f"this node runs Kafka {running}, newer than kafka_version {version}, and site.yml does not take a "
             f"running node back to an older release: set kafka_version to {running} in the inventory (an "

@@ -58,7 +58,6 @@ from ansible_collections.metal.kafka.plugins.module_utils.rolling_transport impo
     host_from_vars,
 )
 
-DIST_RE = re.compile(r"^kafka_(?P<scala>[0-9.]+)-(?P<version>[0-9]+\.[0-9]+\.[0-9]+)$")
 VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 
 
@@ -288,11 +287,6 @@ class ClusterView:
 
 def dist_name(version, scala="2.13"):
     return f"kafka_{scala}-{version}"
-
-
-def dist_version(dist):
-    m = DIST_RE.match(dist or "")
-    return m.group("version") if m else None
 
 
 class Roller:
