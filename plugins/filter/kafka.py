@@ -10,6 +10,7 @@ from ansible_collections.metal.kafka.plugins.module_utils import (
     heap,
     luks,
     metrics,
+    migration,
     node,
     preflight,
     properties,
@@ -44,6 +45,55 @@ def kafka_kraft_properties(roles, **kwargs):
         return cluster.kraft_properties(roles=list(roles), **kwargs)
     except (KeyError, ValueError, TypeError) as exc:
         raise AnsibleFilterError(f"cannot compute node settings: {exc}") from exc
+
+
+def kafka_migration_stages(hosts, hostvars, groups):
+    """``{brokers: {host: stage}, controllers: {host: stage}}`` of the given hosts, from what each host's
+    read (``__kafka_host``: its server.properties keys and the cluster ids in its metadata directory) says."""
+    out = {"brokers": {}, "controllers": {}}
+    for group, key in (("kafka_brokers", "brokers"), ("kafka_controllers", "controllers")):
+        for h in groups.get(group, []):
+            if h not in hosts:
+                continue
+            facts = hostvars[h].get("__kafka_host") or {}
+            if "properties" not in facts:
+                continue
+            stage = migration.node_stage(facts.get("properties"), bool(facts.get("cluster_ids")))
+            # written but not yet running: the node is between two stages (a step that was cut short)
+            out[key][h] = stage + "*" if facts.get("properties_stale") and stage != "absent" else stage
+    return out
+
+
+def kafka_migration_problems(hosts, hostvars, groups, phase, mode):
+    """site.yml's check that the inventory names the migration phase the hosts are configured in."""
+    stages = kafka_migration_stages(hosts, hostvars, groups)
+    return migration.inventory_problems(str(phase), mode, stages["brokers"], stages["controllers"])
+
+
+def kafka_migration_phase(stages, migration_znode=None, rollback=False):
+    """The cluster's phase (:func:`migration.cluster_phase`) with the next step and the inventory lines."""
+    try:
+        state = migration.cluster_phase(stages["brokers"], stages["controllers"], migration_znode or None)
+        step = migration.next_step(state, rollback=bool(rollback))
+    except migration.MigrationError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+    target = migration.step_target(step) if step else state["phase"]
+    return {**state, "step": step, "target": target, "step_text": migration.STEP_TEXT.get(step or "", ""),
+            "inventory": migration.inventory_changes(target),
+            "inventory_now": migration.inventory_changes(state["phase"]),
+            "complete": migration.migration_complete(migration_znode)}
+
+
+def kafka_migration_properties(kraft, **kwargs):
+    """kafka-metal's settings of a node in a phase of the migration to KRaft."""
+    try:
+        return migration.node_properties(kraft=dict(kraft), **kwargs)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise AnsibleFilterError(f"cannot compute node settings: {exc}") from None
+
+
+def kafka_migration_precheck(version, **kwargs):
+    return migration.precheck_problems(version=version, **kwargs)
 
 
 def kafka_choose_cluster_id(found, configured=""):
@@ -286,6 +336,11 @@ class FilterModule:
             "kafka_jaas": kafka_jaas,
             "kafka_quorum_voters": kafka_quorum_voters,
             "kafka_kraft_properties": kafka_kraft_properties,
+            "kafka_migration_stages": kafka_migration_stages,
+            "kafka_migration_problems": kafka_migration_problems,
+            "kafka_migration_phase": kafka_migration_phase,
+            "kafka_migration_properties": kafka_migration_properties,
+            "kafka_migration_precheck": kafka_migration_precheck,
             "kafka_choose_cluster_id": kafka_choose_cluster_id,
             "kafka_zookeeper_broker_properties": kafka_zookeeper_broker_properties,
             "kafka_zookeeper_connect": kafka_zookeeper_connect,

@@ -158,20 +158,34 @@ def _node_id_errors(host, node_id):
     return []
 
 
-def topology_errors(controllers, brokers, mode="kraft", zookeepers=None):
+def topology_errors(controllers, brokers, mode="kraft", zookeepers=None, migration="none"):
     """Cross-host checks.
 
     ``controllers`` / ``brokers``: mapping host -> kafka_node_id (as in the inventory).
     A host in both is a combined node (one process, both roles) and keeps one id.
+    ``migration``: the phase of a ZooKeeper-mode cluster's migration to KRaft (kafka_zookeeper_migration).
     """
     errors = []
     controllers = dict(controllers or {})
     brokers = dict(brokers or {})
     if mode not in METADATA_MODES:
         return [f"kafka_metadata_mode {mode!r} is unknown: use one of {', '.join(METADATA_MODES)}"]
+    if migration not in ("none", None):
+        from .migration import INVENTORY_PHASES
+
+        if mode != "zookeeper":
+            errors.append(f"kafka_zookeeper_migration is {migration}, but kafka_metadata_mode is {mode}: the "
+                          "migration phase belongs to a ZooKeeper-mode cluster on its way to KRaft; remove "
+                          "kafka_zookeeper_migration once the migration is finalized")
+        elif migration not in INVENTORY_PHASES:
+            errors.append(f"kafka_zookeeper_migration is {migration!r}; use one of {', '.join(INVENTORY_PHASES)}")
+        elif set(controllers) & set(brokers):
+            errors.append(f"{', '.join(sorted(set(controllers) & set(brokers)))} are in kafka_controllers and "
+                          "kafka_brokers: a migration to KRaft needs dedicated controllers; give them hosts of "
+                          "their own")
     if mode == "zookeeper":
-        errors += _zookeeper_topology_errors(controllers, zookeepers)
-    if mode == "kraft":
+        errors += _zookeeper_topology_errors({} if migration not in ("none", None) else controllers, zookeepers)
+    if mode == "kraft" or (mode == "zookeeper" and migration not in ("none", None)):
         if not controllers:
             errors.append(
                 "group kafka_controllers is empty: KRaft needs controllers; put 3 (or 1, 5) hosts in "
@@ -207,7 +221,8 @@ def _zookeeper_topology_errors(controllers, zookeepers):
     if controllers:
         errors.append(
             "kafka_controllers is not empty, but kafka_metadata_mode is zookeeper: in ZooKeeper mode the "
-            "controller is one of the brokers; empty the kafka_controllers group, or use kafka_metadata_mode: kraft"
+            "controller is one of the brokers; empty the kafka_controllers group, or, to move this cluster to "
+            "KRaft, start the migration with kafka-metal migrate kraft (it sets kafka_zookeeper_migration)"
         )
     if not zookeepers:
         errors.append(

@@ -71,13 +71,20 @@ def broker_settings(v, roles, broker_count, mode):
     return settings
 
 
+def effective_mode(v):
+    """``kraft`` for a node that runs (or is being moved to) KRaft: a KRaft-mode inventory, or a ZooKeeper-mode
+    one in the middle of the migration to KRaft (its controllers, and later its brokers, speak KRaft)."""
+    mode = v.get("kafka_metadata_mode", "kraft")
+    return "kraft" if mode == "kraft" or str(v.get("kafka_zookeeper_migration", "none")) != "none" else mode
+
+
 def role_problems(host, v, groups, exists=None):
     """The rules of :mod:`inventory_rules` that concern one host: its ports and advertised host, its storage,
     the settings kafka-metal owns, replication, heap floors, files on the controller."""
     get = v.get
     roles = host_roles(host, groups)
     mode = get("kafka_metadata_mode", "kraft")
-    out = rules.port_problems(rules.node_ports(v, roles, mode))
+    out = rules.port_problems(rules.node_ports(v, roles, effective_mode(v)))
     if "broker" in roles or "controller" in roles:
         out += rules.advertised_host_problems("kafka_advertised_host", get("kafka_advertised_host"))
     if "zookeeper" in roles:
@@ -98,7 +105,7 @@ def role_problems(host, v, groups, exists=None):
         if isinstance(dirs, str):
             dirs = dirs.split(",")
         out += rules.storage_problems(dirs if isinstance(dirs, list) else [], var,
-                                      get("kafka_metadata_dir") if mode == "kraft" else None,
+                                      get("kafka_metadata_dir") if effective_mode(v) == "kraft" else None,
                                       report_twice=var == "broker_log_dirs")
         out += rules.owned_setting_problems("broker_properties", get("broker_properties"))
         out += rules.heap_problems("broker_heap_size", get("broker_heap_size"))
@@ -121,7 +128,7 @@ def preflight_plan(host, v, groups):
     roles = host_roles(host, groups)
     get = v.get
     disks = get("tuning_data_disks")
-    return preflight.host_plan(rules.node_ports(v, roles, get("kafka_metadata_mode", "kraft")),
+    return preflight.host_plan(rules.node_ports(v, roles, effective_mode(v)),
                                get("kafka_user", "kafka"), get("zookeeper_user", "zookeeper"),
                                get("kafka_limit_nofile", 100000), get("kafka_limit_nproc", 8192),
                                disks if isinstance(disks, list) else [], get("tuning_kernel_apply", "auto"))
@@ -133,12 +140,11 @@ def advertised_endpoints(groups, resolved):
     for host in dict.fromkeys(h for g in GROUPS for h in groups.get(g, [])):
         v = resolved[host]
         roles = host_roles(host, groups)
-        mode = v.get("kafka_metadata_mode", "kraft")
         adv = v.get("kafka_advertised_host")
-        items = [(name, adv, port) for name, port in rules.node_ports(v, roles, mode).items()
+        items = [(name, adv, port) for name, port in rules.node_ports(v, roles, effective_mode(v)).items()
                  if name.startswith(("broker_", "kafka_controller"))]
         zk_adv = v.get("zookeeper_advertised_host")
-        items += [(name, zk_adv, port) for name, port in rules.node_ports(v, ["zookeeper"], mode).items()
+        items += [(name, zk_adv, port) for name, port in rules.node_ports(v, ["zookeeper"], effective_mode(v)).items()
                   if "zookeeper" in roles and name not in rules.METRICS_PORTS]
         out[host] = items
     return out
@@ -245,8 +251,13 @@ def inventory_errors(hosts, groups, resolved, spec_problems=None, exists=None):
         def ids(group, var):
             return {h: resolved[h].get(var) for h in members[group]}
 
+        phases = sorted({str(resolved[h].get("kafka_zookeeper_migration", "none")) for h in everyone})
+        if len(phases) > 1:
+            errors.append(f"inventory: the hosts disagree on kafka_zookeeper_migration ({', '.join(phases)}): a "
+                          "cluster is in one migration phase; set it once, in group_vars/all")
         errors += [f"inventory: {e}" for e in topology_errors(
-            ids(CONTROLLERS, "kafka_node_id"), ids(BROKERS, "kafka_node_id"), mode, ids(ZOOKEEPER, "zookeeper_id"))]
+            ids(CONTROLLERS, "kafka_node_id"), ids(BROKERS, "kafka_node_id"), mode, ids(ZOOKEEPER, "zookeeper_id"),
+            migration=phases[0] if len(phases) == 1 else "none")]
     return errors
 
 

@@ -52,7 +52,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-MODES = ("kraft", "zookeeper")
+# "migration": a ZooKeeper-mode cluster on its way to KRaft (ZooKeeper members, KRaft controllers and brokers
+# of either mode at once)
+MODES = ("kraft", "zookeeper", "migration")
 ROLES = ("zookeeper", "controller", "combined", "broker")
 DEFAULT_MAX_LAG_MS = 10_000
 DEFAULT_MAX_LAG_OFFSETS = 1_000
@@ -539,14 +541,18 @@ def restart_order(mode, controllers=(), brokers=(), active_controller_id=None, z
         ordered = [c for c in ctrl if c != active] + [c for c in ctrl if c == active]
         steps = [Step("combined" if c in broker_ids else "controller", c) for c in ordered]
         return steps + [Step("broker", b) for b in broker_ids if b not in ctrl]
-    if controllers:
+    if controllers and mode == "zookeeper":
         raise ValueError("ZooKeeper mode has no KRaft controllers to restart")
+    ctrl = sorted({_norm_id(c) for c in controllers}, key=_natural)
+    active = _norm_id(active_controller_id) if active_controller_id is not None else None
+    kraft_steps = [Step("controller", c) for c in ctrl if c != active] + [Step("controller", c) for c in ctrl
+                                                                          if c == active]
     zk = sorted({str(m) for m in zk_members}, key=_natural)
     leader = str(zk_leader) if zk_leader is not None else None
     steps = [Step("zookeeper", m) for m in zk if m != leader] + [Step("zookeeper", m) for m in zk if m == leader]
     controller = _norm_id(controller_broker_id) if controller_broker_id is not None else None
     ordered = [b for b in broker_ids if b != controller] + [b for b in broker_ids if b == controller]
-    return steps + [Step("broker", b) for b in ordered]
+    return steps + kraft_steps + [Step("broker", b) for b in ordered]
 
 
 def next_node(remaining, mode, active_controller_id=None, zk_leader=None, controller_broker_id=None):

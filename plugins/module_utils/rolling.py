@@ -183,6 +183,7 @@ class ClusterView:
         self.nodes = nodes
         self.brokers = [n for n in nodes if n.kind == "kafka" and "broker" in n.roles]
         self.zk = [n for n in nodes if n.kind == "zookeeper"]
+        self.controllers = [n for n in nodes if n.kind == "kafka" and "broker" not in n.roles]
         bootstrap = ",".join(f"{n.client[0]}:{n.client[1]}" for n in self.brokers)
         self.admin_conf = {"bootstrap.servers": bootstrap, **admin_conf}
         self.timeout = timeout
@@ -218,7 +219,8 @@ class ClusterView:
 
     def quorum(self):
         errors = []
-        for n in self.brokers:
+        # brokers first; in the middle of a migration ZooKeeper-mode brokers cannot answer, the controllers can
+        for n in self.brokers + self.controllers:
             host, port, security = n.probe
             try:
                 q = wire.describe_quorum(host, port, timeout=5.0, security=security)
@@ -407,10 +409,11 @@ class Roller:
             raise RollError(None, "discover", "no broker among the hosts: the roll needs the brokers of the cluster "
                                               "(inventory groups kafka_brokers / kafka_controllers / zookeeper)")
         zk_mode = {n.zookeeper_mode for n in kafka_nodes} or {True}
-        if len(zk_mode) != 1:
+        if len(zk_mode) != 1 and not any(n.kind == "zookeeper" for n in self.nodes):
             raise RollError(None, "discover", "some hosts run in KRaft mode and others in ZooKeeper mode; a roll "
                                               "covers one cluster: check the inventory")
-        self.mode = "zookeeper" if zk_mode.pop() else "kraft"
+        # both at once, beside a ZooKeeper ensemble: a cluster in the middle of its migration to KRaft
+        self.mode = "migration" if len(zk_mode) != 1 else "zookeeper" if zk_mode.pop() else "kraft"
         self.summary.mode = self.mode
         admin = admin or {}
         conf = {"security.protocol": admin.get("security.protocol", "PLAINTEXT").lower()}
@@ -509,7 +512,7 @@ class Roller:
                 return not problems, problems
             brokers = [n.node_id for n in step_nodes if "broker" in n.roles]
             controllers = [n.node_id for n in step_nodes if "controller" in n.roles]
-            if controllers and self.mode == "kraft":
+            if controllers and self.mode in ("kraft", "migration"):
                 q = self.view.quorum()
                 for c in controllers:
                     ok, p = roll.controller_gate(q, c, max_lag_ms=self.o.max_lag_ms,
@@ -533,11 +536,23 @@ class Roller:
         before any is picked, or the leader could go first: a member that is busy or still syncing a
         restarted follower may not answer, and a roll then waits (like a gate) instead of guessing, and
         stops when no leader shows within the gate's time."""
-        roles = ("controller", "combined") if self.mode == "kraft" else ("zookeeper",)
+        roles = {"kraft": ("controller", "combined"), "zookeeper": ("zookeeper",),
+                 "migration": ("controller", "zookeeper")}[self.mode]
         need = sum(1 for s in remaining if s.role in roles) > 1
         found = {"active": None, "zk_leader": None, "controller": None}
 
         def check():
+            if self.mode == "migration":
+                try:
+                    leader = self.view.quorum().get("leader_id")
+                except Exception as exc:  # the quorum could not be read at all
+                    return not need, [f"the KRaft quorum cannot be read: {exc}"]
+                found["active"] = None if leader is None or int(leader) < 0 else leader
+                zk = self.view.zookeeper()
+                found["zk_leader"] = next((m["host"] for m in zk["members"] if m["mode"] == "leader"), None)
+                found["controller"] = zk.get("controller_id")
+                return (found["active"] is not None and found["zk_leader"] is not None) or not need, \
+                    ["the KRaft quorum or the ZooKeeper ensemble reports no leader"]
             if self.mode == "kraft":
                 try:
                     leader = self.view.quorum().get("leader_id")
@@ -681,7 +696,7 @@ class Roller:
                     problems = roll.zookeeper_problems({"members": zk["members"]})
                     waiting = problems[0] if problems else None
                 else:
-                    if "controller" in node.roles and self.mode == "kraft":
+                    if "controller" in node.roles and self.mode in ("kraft", "migration"):
                         q = self.view.quorum()
                         voter = next((v for v in q.get("voters", []) if int(v["id"]) == node.node_id), None)
                         if voter is not None:
@@ -835,8 +850,8 @@ class Roller:
         try:
             has_brokers = any(n.kind == "kafka" and "broker" in n.roles for n in self.nodes)
             partitions = self.view.partitions() if has_brokers else []
-            quorum = self.view.quorum() if self.mode == "kraft" else None
-            zk = self.view.zookeeper() if self.mode == "zookeeper" else None
+            quorum = self.view.quorum() if self.mode in ("kraft", "migration") else None
+            zk = self.view.zookeeper() if self.mode in ("zookeeper", "migration") else None
             problems = roll.preflight(partitions, quorum, zk)
         except Exception as exc:
             problems = [f"cannot read the cluster's state ({type(exc).__name__}: {exc})"]

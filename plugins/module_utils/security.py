@@ -115,11 +115,44 @@ def jaas(mechanism, username=None, password=None, users=None):
 
 def node_security(*, roles, mode, protocols, sasl_mechanism, client_mechanisms, admin_user, admin_password,
                   super_users, tls_dir, credentials_file, keystore_password, client_auth="none",
-                  principal_mapping_rules="", authorizer=None):
+                  principal_mapping_rules="", authorizer=None, migration="none"):
     """Settings for ``server.properties`` and the credentials file of one node.
 
+    ``migration``: the phase of a ZooKeeper-mode cluster's migration to KRaft. In its phases the controllers
+    are KRaft controllers that also reach the ZooKeeper-mode brokers on their internal listener; brokers
+    talk to the controllers from ``dual_write`` on, and keep ZooKeeper's authorizer until ``kraft_brokers``.
     Returns ``(settings, credentials)``; ``settings`` holds no secret.
     """
+    if mode == "zookeeper" and migration not in ("none", None):
+        broker_phase = migration in ("dual_write", "kraft_brokers")
+        if "broker" in roles and not broker_phase:
+            return node_security(roles=roles, mode="zookeeper", protocols=protocols, sasl_mechanism=sasl_mechanism,
+                                 client_mechanisms=client_mechanisms, admin_user=admin_user,
+                                 admin_password=admin_password, super_users=super_users, tls_dir=tls_dir,
+                                 credentials_file=credentials_file, keystore_password=keystore_password,
+                                 client_auth=client_auth, principal_mapping_rules=principal_mapping_rules,
+                                 authorizer=authorizer)
+        zk_authorizer = "broker" in roles and migration == "dual_write"
+        settings, credentials = node_security(
+            roles=roles, mode="kraft", protocols=protocols, sasl_mechanism=sasl_mechanism,
+            client_mechanisms=client_mechanisms, admin_user=admin_user, admin_password=admin_password,
+            super_users=super_users, tls_dir=tls_dir, credentials_file=credentials_file,
+            keystore_password=keystore_password, client_auth=client_auth,
+            principal_mapping_rules=principal_mapping_rules,
+            authorizer=authorizer or (ZOOKEEPER_AUTHORIZER if zk_authorizer else None))
+        if "controller" in roles:
+            # the controllers send LeaderAndIsr and UpdateMetadata to the ZooKeeper-mode brokers
+            settings["listener.security.protocol.map"] = (f"INTERNAL:{protocols['internal']},"
+                                                          + settings["listener.security.protocol.map"])
+            if uses_sasl(protocols):
+                settings["sasl.mechanism.inter.broker.protocol"] = sasl_mechanism
+                # Kafka wants the inter-broker mechanism among the enabled ones (the controller listener
+                # keeps its own list, PLAIN)
+                settings["sasl.enabled.mechanisms"] = ",".join(dict.fromkeys(["PLAIN", sasl_mechanism]))
+                key = f"listener.name.internal.{sasl_mechanism.lower()}.sasl.jaas.config"
+                settings[key] = "${file:" + credentials_file + ":internal.jaas}"
+                credentials["internal.jaas"] = jaas(sasl_mechanism, admin_user, admin_password)
+        return settings, credentials
     roles = list(roles)
     broker = "broker" in roles
     controller = "controller" in roles

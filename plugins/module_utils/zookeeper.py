@@ -146,3 +146,114 @@ def zoo_cfg(*, members, data_dir, data_log_dir, client_port, peer_port, election
         cfg[f"server.{int(myid)}"] = f"{address}:{int(peer_port)}:{int(election_port)};{int(client_port)}"
     cfg.update(overrides or {})
     return cfg
+
+
+# ---------------------------------------------------------------------------
+# A minimal ZooKeeper client: read and delete single znodes (the migration's /cluster/id, /controller,
+# /migration), over ZooKeeper's own binary protocol (jute), without a session kept beyond one call.
+# ---------------------------------------------------------------------------
+
+_OP_DELETE, _OP_GET_DATA, _OP_CLOSE = 2, 4, -11
+_NO_NODE = -101
+_ERRORS = {-101: "no such node", -102: "no permission (the node has ACLs)", -111: "the node has children",
+           -103: "version mismatch", -4: "connection lost", -112: "session expired"}
+
+
+def _recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ZooKeeperError("ZooKeeper closed the connection")
+        buf += chunk
+    return buf
+
+
+def _frame(sock):
+    import struct
+
+    (length,) = struct.unpack(">i", _recv_exact(sock, 4))
+    return _recv_exact(sock, length)
+
+
+def _string(value):
+    import struct
+
+    data = value.encode()
+    return struct.pack(">i", len(data)) + data
+
+
+class ZnodeClient:
+    """One connection to one ZooKeeper server; ``with ZnodeClient(host, port) as zk: zk.get('/x')``."""
+
+    def __init__(self, host, port, timeout=10.0):
+        self.host, self.port, self.timeout = host, int(port), timeout
+        self.sock = None
+        self.xid = 0
+
+    def __enter__(self):
+        import struct
+
+        self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        self.sock.settimeout(self.timeout)
+        # ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId, passwd (16 zero bytes), readOnly
+        body = struct.pack(">iqiqi", 0, 0, int(self.timeout * 1000), 0, 16) + b"\0" * 16 + b"\0"
+        self.sock.sendall(struct.pack(">i", len(body)) + body)
+        reply = _frame(self.sock)
+        if len(reply) < 16:
+            raise ZooKeeperError(f"{self.host}:{self.port} refused the session (is it serving a quorum?)")
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self._call(_OP_CLOSE, b"")
+        except (OSError, ZooKeeperError):
+            pass
+        finally:
+            self.sock.close()
+
+    def _call(self, op, payload):
+        import struct
+
+        self.xid += 1
+        body = struct.pack(">ii", self.xid, op) + payload
+        self.sock.sendall(struct.pack(">i", len(body)) + body)
+        while True:
+            reply = _frame(self.sock)
+            xid, _zxid, err = struct.unpack(">iqi", reply[:16])
+            if xid == self.xid:
+                return err, reply[16:]
+            # watch events (xid -1) and pings (-2) are not ours
+
+    def get(self, path):
+        """The data of ``path`` as bytes, or None when the node does not exist."""
+        import struct
+
+        err, rest = self._call(_OP_GET_DATA, _string(path) + b"\0")
+        if err == _NO_NODE:
+            return None
+        if err:
+            raise ZooKeeperError(f"reading {path}: {_ERRORS.get(err, f'error {err}')}")
+        (length,) = struct.unpack(">i", rest[:4])
+        return b"" if length < 0 else rest[4:4 + length]
+
+    def delete(self, path):
+        """Delete ``path`` (any version); False when it did not exist."""
+        import struct
+
+        err, _ = self._call(_OP_DELETE, _string(path) + struct.pack(">i", -1))
+        if err == _NO_NODE:
+            return False
+        if err:
+            raise ZooKeeperError(f"deleting {path}: {_ERRORS.get(err, f'error {err}')}")
+        return True
+
+
+def connect_members(connect):
+    """``[(host, port), ...]`` and the chroot of a ``zookeeper.connect`` string."""
+    hosts, _, chroot = connect.partition("/")
+    members = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        members.append((host or item.strip(), int(port or 2181)))
+    return members, ("/" + chroot).rstrip("/") if chroot else ""

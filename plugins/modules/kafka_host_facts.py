@@ -56,6 +56,16 @@ options:
     description: Also return the host's fully qualified name, short name and IPv4 addresses (for certificates).
     type: bool
     default: false
+  properties_file:
+    description:
+      - A Java properties file (the node's C(server.properties)) whose O(properties_keys) come back in
+        RV(properties); what the node is configured to run (the migration to KRaft reads its phase from it).
+    type: path
+  properties_keys:
+    description: The keys of O(properties_file) to return (never a secret).
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - metal.kafka.read_only
 """
@@ -150,6 +160,14 @@ hostname:
   description: The host's short name (with O(names)).
   returned: when O(names)
   type: str
+properties:
+  description: The O(properties_keys) found in O(properties_file); null when the file does not exist.
+  returned: when O(properties_file)
+  type: dict
+properties_stale:
+  description: Whether O(properties_file) changed after C(kafka.service)'s process started (it runs an older one).
+  returned: when O(properties_file)
+  type: bool
 ipv4_addresses:
   description: The host's IPv4 addresses, loopback excluded (with O(names)).
   returned: when O(names)
@@ -162,9 +180,11 @@ import os
 import platform
 import pwd
 import socket
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.metal.kafka.plugins.module_utils.preflight import listening_sockets, socket_inode
+from ansible_collections.metal.kafka.plugins.module_utils.properties import parse
 from ansible_collections.metal.kafka.plugins.module_utils.storage import cluster_ids, inspect_dir
 from ansible_collections.metal.kafka.plugins.module_utils.tuning import parse_limits, thp_mode
 
@@ -189,6 +209,8 @@ def main():
             "storage_dirs": {"type": "list", "elements": "path", "default": []},
             "ports": {"type": "list", "elements": "int", "default": []},
             "names": {"type": "bool", "default": False},
+            "properties_file": {"type": "path"},
+            "properties_keys": {"type": "list", "elements": "str", "no_log": False, "default": []},
         },
         supports_check_mode=True,
     )
@@ -219,7 +241,31 @@ def main():
         listeners=_listeners(p["ports"]),
         cluster_ids=cluster_ids([inspect_dir(d) for d in dict.fromkeys(p["storage_dirs"])]),
         **(_names(module) if p["names"] else {}),
+        **({"properties": _properties(p["properties_file"], p["properties_keys"]),
+            "properties_stale": _stale(module, p["properties_file"])} if p["properties_file"] else {}),
     )
+
+
+def _properties(path, keys):
+    if not os.path.isfile(path):
+        return None
+    found = parse(_read(path))
+    return {k: found[k] for k in keys if k in found}
+
+
+def _stale(module, path, unit="kafka.service"):
+    """Whether ``path`` changed after ``unit``'s process started (its running configuration is an older one)."""
+    systemctl = module.get_bin_path("systemctl")
+    if not systemctl or not os.path.isfile(path):
+        return False
+    rc, out, _ = module.run_command([systemctl, "show", unit, "-p", "MainPID", "-p", "ExecMainStartTimestampMonotonic"],
+                                    environ_update={"LC_ALL": "C"})
+    values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line) if rc == 0 else {}
+    pid, mono = int(values.get("MainPID") or 0), int(values.get("ExecMainStartTimestampMonotonic") or 0)
+    if not pid or not mono:
+        return False
+    started = time.time() - (time.clock_gettime(time.CLOCK_MONOTONIC) - mono / 1e6)
+    return os.stat(path).st_mtime > started
 
 
 def _exists(lookup, name):
