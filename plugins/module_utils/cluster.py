@@ -179,10 +179,14 @@ def topology_errors(controllers, brokers, mode="kraft", zookeepers=None, migrati
                           "kafka_zookeeper_migration once the migration is finalized")
         elif migration not in INVENTORY_PHASES:
             errors.append(f"kafka_zookeeper_migration is {migration!r}; use one of {', '.join(INVENTORY_PHASES)}")
-        elif set(controllers) & set(brokers):
-            errors.append(f"{', '.join(sorted(set(controllers) & set(brokers)))} are in kafka_controllers and "
-                          "kafka_brokers: a migration to KRaft needs dedicated controllers; give them hosts of "
-                          "their own")
+        else:
+            for group, members in (("kafka_brokers group", brokers), ("zookeeper group", zookeepers or {})):
+                shared = sorted(set(controllers) & set(members))
+                if shared:
+                    errors.append(f"{', '.join(shared)} {'is' if len(shared) == 1 else 'are'} in kafka_controllers "
+                                  f"and the {group}: a migration "
+                                  "to KRaft runs both side by side and kafka-metal rolls one node per host; give "
+                                  "the controllers hosts of their own")
     if mode == "zookeeper":
         errors += _zookeeper_topology_errors({} if migration not in ("none", None) else controllers, zookeepers)
     if mode == "kraft" or (mode == "zookeeper" and migration not in ("none", None)):

@@ -26,9 +26,6 @@ INVENTORY_PHASES = PHASES[:-1]
 MIGRATION_FLAG = "zookeeper.metadata.migration.enable"
 # The metadata version the brokers must run before a migration (Kafka 3.9's documented requirement).
 INTER_BROKER_PROTOCOL = "3.9"
-# settings of a node that say which phase it runs in
-NODE_KEYS = ("process.roles", "zookeeper.connect", MIGRATION_FLAG, "broker.id", "node.id",
-             "controller.quorum.voters", "inter.broker.protocol.version")
 
 
 class MigrationError(ValueError):
@@ -238,36 +235,19 @@ BLOCKING_SETTINGS = {
 }
 
 
-def precheck_problems(*, version, brokers, controllers, broker_settings, controller_settings, zookeepers,
-                      cluster_id):
-    """Problems that stop a migration from starting, each with its fix (empty list: go ahead).
+def precheck_problems(*, version, broker_settings, controller_settings, cluster_id):
+    """Problems that stop a migration from starting, each with its fix (empty list: go ahead). The shape of
+    the cluster (dedicated controllers, an odd number of them, ids of their own) is the inventory
+    validation's (:func:`cluster.topology_errors` with the migration phase), which runs first.
 
-    ``brokers`` / ``controllers``: mapping host -> node id; ``broker_settings`` / ``controller_settings``:
-    the inventory's extra settings (broker_properties, controller_properties); ``zookeepers``: the ensemble's
-    hosts; ``cluster_id``: the id ZooKeeper holds (None when it could not be read).
+    ``broker_settings`` / ``controller_settings``: the inventory's extra settings (broker_properties,
+    controller_properties); ``cluster_id``: the id ZooKeeper holds (None when it could not be read).
     """
     problems = []
     parts = str(version).split(".")
     if parts[:2] != ["3", "9"]:
         problems.append(f"kafka_version is {version}: a migration to KRaft needs Kafka 3.9.x on every node; "
                         "upgrade the ZooKeeper-mode cluster to 3.9.1 with the rolling upgrade first")
-    if not controllers:
-        problems.append("the kafka_controllers group is empty: add 3 (or 1, 5) hosts for the KRaft controllers, "
-                        "each with its own kafka_node_id")
-    elif len(controllers) % 2 == 0:
-        problems.append(f"kafka_controllers has {len(controllers)} hosts: a KRaft quorum needs an odd number")
-    both = sorted(set(controllers) & set(brokers))
-    if both:
-        problems.append(f"{', '.join(both)} are in kafka_controllers and kafka_brokers: a migration needs "
-                        "dedicated controllers; give the controllers hosts of their own")
-    clash = sorted(set(str(v) for v in controllers.values()) & set(str(v) for v in brokers.values()))
-    if clash:
-        problems.append(f"controller node ids {', '.join(clash)} are broker ids: controllers and brokers share "
-                        "one id space in KRaft; give the controllers ids no broker uses")
-    shared = sorted(set(controllers) & set(zookeepers))
-    if shared and len(shared) != len(controllers):
-        problems.append(f"only some controllers share hosts with ZooKeeper ({', '.join(shared)}); put all or "
-                        "none of them on the ensemble's hosts")
     for source, settings in (("broker_properties", broker_settings), ("controller_properties",
                                                                        controller_settings)):
         for key, why in BLOCKING_SETTINGS.items():

@@ -199,19 +199,26 @@ class ClusterView:
 
     def partitions(self):
         """Every partition with replicas, ISR, leader and its effective ``min.insync.replicas``."""
+        from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka.admin import ConfigResource
 
         md = self.admin.list_topics(timeout=self.timeout)
         topics = [t for t in md.topics if md.topics[t].error is None]
-        min_isr = {}
+        min_isr, gone = {}, set()
         if topics:
             futures = self.admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics],
                                                   request_timeout=self.timeout)
             for res, fut in futures.items():
-                entry = fut.result(timeout=self.timeout).get("min.insync.replicas")
+                try:
+                    entry = fut.result(timeout=self.timeout).get("min.insync.replicas")
+                except KafkaException as exc:
+                    if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        raise
+                    gone.add(res.name)  # deleted since the listing: no partitions left to keep in sync
+                    continue
                 min_isr[res.name] = int(entry.value) if entry is not None and entry.value is not None else 1
         out = []
-        for t in sorted(topics):
+        for t in sorted(set(topics) - gone):
             for pid, p in sorted(md.topics[t].partitions.items()):
                 out.append({"topic": t, "partition": pid, "replicas": list(p.replicas), "isr": list(p.isrs),
                             "leader": p.leader, "min_isr": min_isr.get(t, 1)})

@@ -123,37 +123,15 @@ def node_security(*, roles, mode, protocols, sasl_mechanism, client_mechanisms, 
     talk to the controllers from ``dual_write`` on, and keep ZooKeeper's authorizer until ``kraft_brokers``.
     Returns ``(settings, credentials)``; ``settings`` holds no secret.
     """
-    if mode == "zookeeper" and migration not in ("none", None):
-        broker_phase = migration in ("dual_write", "kraft_brokers")
-        if "broker" in roles and not broker_phase:
-            return node_security(roles=roles, mode="zookeeper", protocols=protocols, sasl_mechanism=sasl_mechanism,
-                                 client_mechanisms=client_mechanisms, admin_user=admin_user,
-                                 admin_password=admin_password, super_users=super_users, tls_dir=tls_dir,
-                                 credentials_file=credentials_file, keystore_password=keystore_password,
-                                 client_auth=client_auth, principal_mapping_rules=principal_mapping_rules,
-                                 authorizer=authorizer)
-        zk_authorizer = "broker" in roles and migration == "dual_write"
-        settings, credentials = node_security(
-            roles=roles, mode="kraft", protocols=protocols, sasl_mechanism=sasl_mechanism,
-            client_mechanisms=client_mechanisms, admin_user=admin_user, admin_password=admin_password,
-            super_users=super_users, tls_dir=tls_dir, credentials_file=credentials_file,
-            keystore_password=keystore_password, client_auth=client_auth,
-            principal_mapping_rules=principal_mapping_rules,
-            authorizer=authorizer or (ZOOKEEPER_AUTHORIZER if zk_authorizer else None))
-        if "controller" in roles:
-            # the controllers send LeaderAndIsr and UpdateMetadata to the ZooKeeper-mode brokers
-            settings["listener.security.protocol.map"] = (f"INTERNAL:{protocols['internal']},"
-                                                          + settings["listener.security.protocol.map"])
-            if uses_sasl(protocols):
-                settings["sasl.mechanism.inter.broker.protocol"] = sasl_mechanism
-                # Kafka wants the inter-broker mechanism among the enabled ones (the controller listener
-                # keeps its own list, PLAIN)
-                settings["sasl.enabled.mechanisms"] = ",".join(dict.fromkeys(["PLAIN", sasl_mechanism]))
-                key = f"listener.name.internal.{sasl_mechanism.lower()}.sasl.jaas.config"
-                settings[key] = "${file:" + credentials_file + ":internal.jaas}"
-                credentials["internal.jaas"] = jaas(sasl_mechanism, admin_user, admin_password)
-        return settings, credentials
     roles = list(roles)
+    # a migration's controllers, and its brokers from dual write on, speak KRaft; the brokers keep ZooKeeper's
+    # authorizer until they are KRaft brokers
+    migrating = mode == "zookeeper" and migration not in ("none", None) and (
+        "controller" in roles or migration in ("dual_write", "kraft_brokers"))
+    if migrating:
+        mode = "kraft"
+        if "broker" in roles and migration == "dual_write":
+            authorizer = authorizer or ZOOKEEPER_AUTHORIZER
     broker = "broker" in roles
     controller = "controller" in roles
     settings = {}
@@ -217,6 +195,17 @@ def node_security(*, roles, mode, protocols, sasl_mechanism, client_mechanisms, 
         if not broker:
             settings["sasl.enabled.mechanisms"] = "PLAIN"
 
+    if migrating and controller:
+        # the controllers send LeaderAndIsr and UpdateMetadata to the ZooKeeper-mode brokers
+        settings["listener.security.protocol.map"] = (f"INTERNAL:{protocols['internal']},"
+                                                      + settings["listener.security.protocol.map"])
+        if sasl:
+            settings["sasl.mechanism.inter.broker.protocol"] = sasl_mechanism
+            # Kafka wants the inter-broker mechanism among the enabled ones (the controller listener keeps its
+            # own list, PLAIN)
+            settings["sasl.enabled.mechanisms"] = ",".join(dict.fromkeys(["PLAIN", sasl_mechanism]))
+            settings[f"listener.name.internal.{sasl_mechanism.lower()}.sasl.jaas.config"] = ref("internal.jaas")
+            credentials["internal.jaas"] = jaas(sasl_mechanism, admin_user, admin_password)
     if credentials:
         settings["config.providers"] = "file"
         settings["config.providers.file.class"] = "org.apache.kafka.common.config.provider.FileConfigProvider"

@@ -9,6 +9,7 @@ who leads, whether a quorum is serving, in which order nodes may be restarted.
 from __future__ import annotations
 
 import socket
+import struct
 
 
 class ZooKeeperError(RuntimeError):
@@ -170,15 +171,11 @@ def _recv_exact(sock, n):
 
 
 def _frame(sock):
-    import struct
-
     (length,) = struct.unpack(">i", _recv_exact(sock, 4))
     return _recv_exact(sock, length)
 
 
 def _string(value):
-    import struct
-
     data = value.encode()
     return struct.pack(">i", len(data)) + data
 
@@ -192,8 +189,6 @@ class ZnodeClient:
         self.xid = 0
 
     def __enter__(self):
-        import struct
-
         self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         self.sock.settimeout(self.timeout)
         # ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId, passwd (16 zero bytes), readOnly
@@ -213,8 +208,6 @@ class ZnodeClient:
             self.sock.close()
 
     def _call(self, op, payload):
-        import struct
-
         self.xid += 1
         body = struct.pack(">ii", self.xid, op) + payload
         self.sock.sendall(struct.pack(">i", len(body)) + body)
@@ -227,8 +220,6 @@ class ZnodeClient:
 
     def get(self, path):
         """The data of ``path`` as bytes, or None when the node does not exist."""
-        import struct
-
         err, rest = self._call(_OP_GET_DATA, _string(path) + b"\0")
         if err == _NO_NODE:
             return None
@@ -239,8 +230,6 @@ class ZnodeClient:
 
     def delete(self, path):
         """Delete ``path`` (any version); False when it did not exist."""
-        import struct
-
         err, _ = self._call(_OP_DELETE, _string(path) + struct.pack(">i", -1))
         if err == _NO_NODE:
             return False

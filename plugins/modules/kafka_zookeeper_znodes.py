@@ -39,6 +39,9 @@ attributes:
     description: Reports what would be deleted; deletes nothing.
   diff_mode:
     support: none
+    description: Nothing to compare; deleted nodes are listed in RV(deleted).
+author:
+  - kafka-metal maintainers (@kafka-metal)
 """
 
 EXAMPLES = r"""

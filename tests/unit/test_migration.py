@@ -2,6 +2,7 @@
 settings, the prechecks and site.yml's check that the inventory names the phase the cluster is in."""
 
 import pytest
+from ansible_collections.metal.kafka.plugins.module_utils import cluster
 from ansible_collections.metal.kafka.plugins.module_utils import migration as m
 
 ZK = {"zookeeper.connect": "zk1:2181/kafka", "broker.id": "4"}
@@ -126,23 +127,17 @@ def test_combined_nodes_and_unknown_phases_are_refused():
 
 
 def _precheck(**over):
-    args = {"version": "3.9.1", "brokers": {"b1": 4, "b2": 5, "b3": 6}, "controllers": {"c1": 1, "c2": 2, "c3": 3},
-            "broker_settings": {}, "controller_settings": {}, "zookeepers": ["z1", "z2", "z3"],
-            "cluster_id": "abc"}
+    args = {"version": "3.9.1", "broker_settings": {}, "controller_settings": {}, "cluster_id": "abc"}
     args.update(over)
     return m.precheck_problems(**args)
 
 
 @pytest.mark.parametrize("over, message", [
     ({"version": "3.8.1"}, "needs Kafka 3.9.x"),
-    ({"controllers": {}}, "kafka_controllers group is empty"),
-    ({"controllers": {"c1": 1, "c2": 2}}, "odd number"),
-    ({"controllers": {"c1": 4, "c2": 2, "c3": 3}}, "controller node ids 4 are broker ids"),
-    ({"controllers": {"b1": 1, "c2": 2, "c3": 3}}, "dedicated controllers"),
     ({"broker_settings": {"control.plane.listener.name": "CP"}}, "broker_properties sets control.plane"),
+    ({"controller_settings": {"zookeeper.set.acl": "true"}}, "controller_properties sets zookeeper.set.acl"),
     ({"broker_settings": {"inter.broker.protocol.version": "3.8"}}, "needs 3.9"),
     ({"cluster_id": None}, "no cluster id"),
-    ({"zookeepers": ["c1", "z2", "z3"]}, "only some controllers share hosts"),
 ])
 def test_precheck_names_the_problem_and_the_fix(over, message):
     problems = _precheck(**over)
@@ -151,7 +146,37 @@ def test_precheck_names_the_problem_and_the_fix(over, message):
 
 def test_precheck_passes_a_ready_cluster():
     assert _precheck() == []
-    assert _precheck(zookeepers=["c1", "c2", "c3"]) == []  # controllers beside the ensemble
+    assert _precheck(broker_settings={"inter.broker.protocol.version": "3.9"}) == []
+
+
+BROKERS = {"b1": 4, "b2": 5, "b3": 6}
+CONTROLLERS = {"c1": 1, "c2": 2, "c3": 3}
+ENSEMBLE = {"z1": 1, "z2": 2, "z3": 3}
+
+
+def _shape(migration="controllers", controllers=CONTROLLERS, brokers=BROKERS, zookeepers=ENSEMBLE):
+    return cluster.topology_errors(controllers, brokers, "zookeeper", zookeepers, migration=migration)
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"controllers": {}}, "group kafka_controllers is empty"),
+    ({"controllers": {"c1": 1, "c2": 2}}, "odd number"),
+    ({"controllers": {"c1": 4, "c2": 2, "c3": 3}}, "kafka_node_id 4 is used by b1, c1"),
+    ({"controllers": {"b1": 4, "c2": 2, "c3": 3}}, "b1 is in kafka_controllers and the kafka_brokers group"),
+    ({"zookeepers": {"c1": 1, "z2": 2, "z3": 3}}, "c1 is in kafka_controllers and the zookeeper group"),
+    ({"migration": "dualwrite"}, "kafka_zookeeper_migration is 'dualwrite'"),
+])
+def test_the_shape_of_a_migrating_cluster_is_validated(over, message):
+    errors = _shape(**over)
+    assert any(message in e for e in errors), errors
+
+
+def test_a_migrating_cluster_may_list_its_controllers():
+    assert _shape() == []
+    # without a migration, controllers in a ZooKeeper-mode inventory are still refused, with the way to migrate
+    assert any("kafka-metal migrate kraft" in e for e in _shape(migration="none"))
+    assert any("belongs to a ZooKeeper-mode cluster" in e for e in cluster.topology_errors(
+        CONTROLLERS, BROKERS, "kraft", migration="dual_write"))
 
 
 @pytest.mark.parametrize("inventory, mode, brokers, controllers, problem", [

@@ -686,3 +686,48 @@ def test_the_node_manifest_tells_the_engine_what_the_process_reads():
 def restarted_after(sim):
     roller(sim).run()
     return [h for kind, h in sim.events if kind == "stop"]
+
+
+def test_partitions_leave_out_a_topic_deleted_while_they_are_read():
+    """A topic deleted between the listing and the read of its settings (a client deleting topics during a roll)
+    has no partitions left to keep in sync: it is left out, not a failure of the whole read."""
+    from types import SimpleNamespace
+
+    from confluent_kafka import KafkaError, KafkaException
+
+    class Done:
+        def __init__(self, value=None, error=None):
+            self.value, self.error = value, error
+
+        def result(self, timeout=None):
+            if self.error:
+                raise KafkaException(KafkaError(self.error))
+            return self.value
+
+    part = SimpleNamespace(replicas=[1, 2, 3], isrs=[1, 2, 3], leader=1)
+    md = SimpleNamespace(topics={"kept": SimpleNamespace(error=None, partitions={0: part}),
+                                 "gone": SimpleNamespace(error=None, partitions={0: part})})
+
+    class Admin:
+        def __init__(self, error):
+            self.error = error
+
+        def list_topics(self, timeout=None):
+            return md
+
+        def describe_configs(self, resources, request_timeout=None):
+            out = {}
+            for r in resources:
+                if r.name == "gone":
+                    out[r] = Done(error=self.error)
+                else:
+                    out[r] = Done({"min.insync.replicas": SimpleNamespace(value="2")})
+            return out
+
+    view = rolling.ClusterView([], {})
+    view._admin = Admin(KafkaError.UNKNOWN_TOPIC_OR_PART)
+    assert view.partitions() == [{"topic": "kept", "partition": 0, "replicas": [1, 2, 3], "isr": [1, 2, 3],
+                                  "leader": 1, "min_isr": 2}]
+    view._admin = Admin(KafkaError.TOPIC_AUTHORIZATION_FAILED)  # any other error still stops the read
+    with pytest.raises(KafkaException):
+        view.partitions()

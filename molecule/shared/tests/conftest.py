@@ -30,10 +30,12 @@ STAGES = {
     "tuning": ("test_tuning.py",),
     "moves": ("test_moves.py",),
     "monitoring": ("test_monitoring.py",),
+    "migration": ("test_migration.py",),
 }
 # Stages that run after all the others whatever their file's name (pytest takes files in name order):
-# monitoring stops a broker and rolls one at its end of the scenario, with the state the others left.
-LAST = ("test_monitoring.py",)
+# monitoring stops a broker and rolls one at its end of the scenario, with the state the others left; the
+# migration leaves the ZooKeeper-mode cluster a KRaft cluster on 4.1.1.
+LAST = ("test_migration.py", "test_monitoring.py")
 
 
 def pytest_collection_modifyitems(config, items):

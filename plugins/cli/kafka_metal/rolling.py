@@ -189,6 +189,7 @@ def finalize(args, rolling):
     """Raise metadata.version to the release every node runs, plus only what the operator names
     (module_utils/features.py, the same code as the kafka_features module), from a broker host."""
     from ansible_collections.metal.kafka.plugins.module_utils import features, properties
+    from ansible_collections.metal.kafka.plugins.module_utils import node as node_state
 
     hosts, known, _cluster = inventory_hosts(args.inventory, args.vault_password_file)
     known = args.known_hosts or known or os.path.expanduser("~/.ssh/known_hosts")
@@ -197,9 +198,14 @@ def finalize(args, rolling):
     if broker is None:
         raise SystemExit("no host in kafka_brokers")
     try:
-        rc, server, _ = remote.run(broker, "cat /etc/kafka/server.properties")
+        # where the broker's files are: its manifest says (the inventory may have moved them), as for the roll
+        rc, text, _ = remote.run(broker, f"cat {node_state.manifest_path('kafka')}")
+        manifest = node_state.read_manifest(text if rc == 0 else None) or {}
+        config_dir = manifest.get("config_dir") or "/etc/kafka"
+        install_root = manifest.get("install_root") or "/opt/kafka"
+        rc, server, _ = remote.run(broker, f"cat {config_dir}/server.properties")
         if rc != 0:
-            raise SystemExit(f"{broker.name}: cannot read /etc/kafka/server.properties")
+            raise SystemExit(f"{broker.name}: cannot read {config_dir}/server.properties")
         props = properties.parse(server)
         if "zookeeper.connect" in props and "process.roles" not in props:
             raise SystemExit("ZooKeeper mode: the feature level is inter.broker.protocol.version; set it in "
@@ -212,7 +218,7 @@ def finalize(args, rolling):
         def run(argv):
             return remote.run(broker, "LC_ALL=C KAFKA_HEAP_OPTS=-Xmx256m " + shlex.join(argv), timeout=300)
 
-        tools = features.Tools(run, "/opt/kafka/current", f"{host}:{port}", "/etc/kafka/admin.properties")
+        tools = features.Tools(run, f"{install_root}/current", f"{host}:{port}", f"{config_dir}/admin.properties")
         print(f"{broker.name}: reading the feature levels and Kafka's version mapping for {args.to}", flush=True)
         try:
             result = features.finalize(tools, args.to, args.feature, args.dynamic_quorum,
