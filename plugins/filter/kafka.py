@@ -40,6 +40,28 @@ def kafka_quorum_voters(hosts, hostvars, port):
     return cluster.quorum_voters(controllers, port)
 
 
+def kafka_quorum_bootstrap(hosts, hostvars, port):
+    """``controller.quorum.bootstrap.servers`` (a dynamic quorum) for the given controller hosts."""
+    controllers = {h: (hostvars[h]["kafka_node_id"], _address(hostvars, h, "kafka_advertised_host")) for h in hosts}
+    return cluster.quorum_bootstrap(controllers, port)
+
+
+def kafka_initial_controllers(hosts, hostvars, port, cluster_ids):
+    """The first voters of a new dynamic quorum (``kafka-storage format --initial-controllers``), each with a new
+    directory id; empty when any controller already holds a cluster id on disk (the quorum exists, and a controller
+    formatted now joins it as an observer). ``cluster_ids``: host -> the cluster ids found on its disk."""
+    if not hosts or any(cluster_ids.get(h) for h in hosts):
+        return ""
+    controllers = {h: (hostvars[h]["kafka_node_id"], _address(hostvars, h, "kafka_advertised_host")) for h in hosts}
+    return cluster.initial_controllers(controllers, port, {h: cluster.new_directory_id() for h in hosts})
+
+
+def kafka_quorum_problems(hosts, hostvars, quorum):
+    """Why the inventory's ``kafka_controller_quorum`` disagrees with the nodes (cluster.quorum_config_problems)."""
+    configs = {h: (hostvars[h].get("__kafka_host") or {}).get("properties") for h in hosts}
+    return cluster.quorum_config_problems({h: c for h, c in configs.items() if c}, quorum)
+
+
 def kafka_kraft_properties(roles, **kwargs):
     try:
         return cluster.kraft_properties(roles=list(roles), **kwargs)
@@ -335,6 +357,9 @@ class FilterModule:
             "kafka_scram_bootstrap": kafka_scram_bootstrap,
             "kafka_jaas": kafka_jaas,
             "kafka_quorum_voters": kafka_quorum_voters,
+            "kafka_quorum_bootstrap": kafka_quorum_bootstrap,
+            "kafka_initial_controllers": kafka_initial_controllers,
+            "kafka_quorum_problems": kafka_quorum_problems,
             "kafka_kraft_properties": kafka_kraft_properties,
             "kafka_migration_stages": kafka_migration_stages,
             "kafka_migration_problems": kafka_migration_problems,

@@ -325,6 +325,56 @@ def quorum_voters(controllers, port):
     return ",".join(parts)
 
 
+def quorum_bootstrap(controllers, port):
+    """``controller.quorum.bootstrap.servers`` (a dynamic quorum) from a mapping host -> (node_id, address)."""
+    return ",".join(f"{address}:{int(port)}" for _h, (_n, address) in sorted(controllers.items(),
+                                                                              key=lambda kv: int(kv[1][0])))
+
+
+def initial_controllers(controllers, port, directory_ids):
+    """``kafka-storage format --initial-controllers`` for a new dynamic quorum: ``id@host:port:directory-id`` of
+    every controller, from a mapping host -> (node_id, address) and one new directory id per host."""
+    return ",".join(f"{int(n)}@{address}:{int(port)}:{directory_ids[h]}"
+                    for h, (n, address) in sorted(controllers.items(), key=lambda kv: int(kv[1][0])))
+
+
+def new_directory_id():
+    """A random directory id as Kafka writes them (16 bytes, URL-safe base64 without padding), never one of the
+    ids Kafka reserves (the first 100 values of the high and low words are kept for special meanings)."""
+    import base64
+    import os
+
+    while True:
+        raw = os.urandom(16)
+        text = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+        if int.from_bytes(raw[:8], "big") >= 100 and not text.startswith("-"):  # "-..." reads as an option
+            return text
+
+
+def quorum_config_problems(configs, quorum):
+    """What stops a converge whose ``kafka_controller_quorum`` disagrees with the nodes' configurations.
+
+    ``configs``: host -> the node's current server.properties keys (``process.roles``,
+    ``controller.quorum.voters``, ``controller.quorum.bootstrap.servers``); hosts not configured yet are left out.
+    A dynamic quorum cannot become static again; a static one becomes dynamic only through
+    ``kafka-metal quorum dynamic`` (``quorum`` is then ``dynamic-confirmed``), which raises ``kraft.version`` first:
+    a node configured with bootstrap servers on a quorum still static would not start."""
+    static = sorted(h for h, c in configs.items() if (c or {}).get("process.roles")
+                    and str((c or {}).get("controller.quorum.voters") or "").strip())
+    dynamic = sorted(h for h, c in configs.items() if (c or {}).get("process.roles")
+                     and not str((c or {}).get("controller.quorum.voters") or "").strip()
+                     and str((c or {}).get("controller.quorum.bootstrap.servers") or "").strip())
+    if quorum == "static" and dynamic:
+        return [f"the controller quorum is dynamic (controller.quorum.bootstrap.servers on {', '.join(dynamic)}) "
+                "and a dynamic quorum cannot become static again: set kafka_controller_quorum: dynamic in the "
+                "inventory"]
+    if quorum == "dynamic" and static:
+        return [f"the controller quorum is static (controller.quorum.voters on {', '.join(static)}); moving it to a "
+                "dynamic quorum raises kraft.version, which cannot be undone: run kafka-metal quorum dynamic -i "
+                "<inventory> (it raises kraft.version, then converges), or keep kafka_controller_quorum: static"]
+    return []
+
+
 def replication_defaults(broker_count):
     """kafka-metal's replication factor and minimum in-sync replicas for a cluster of this many brokers."""
     rf = min(3, max(1, broker_count))
@@ -342,8 +392,11 @@ def node_roles(host, controllers, brokers):
 
 
 def kraft_properties(*, roles, node_id, voters, advertised_host, ports, log_dirs, metadata_dir,
-                     broker_count, bind_address="0.0.0.0"):  # noqa: S104 (listen on every interface by default)
-    """The settings kafka-metal owns for a KRaft node (operators override any of them)."""
+                     broker_count, bind_address="0.0.0.0",  # noqa: S104 (listen on every interface by default)
+                     quorum="static", bootstrap_servers=""):
+    """The settings kafka-metal owns for a KRaft node (operators override any of them). A dynamic quorum lists
+    ``bootstrap_servers`` (``controller.quorum.bootstrap.servers``) instead of the voters, and its controllers
+    advertise their controller listener: that endpoint is what Kafka records for a voter when it is added."""
     if not roles:
         raise ValueError("a node needs at least one of the roles broker, controller")
     props = {
@@ -378,6 +431,15 @@ def kraft_properties(*, roles, node_id, voters, advertised_host, ports, log_dirs
     if "controller" in roles:
         listeners.append(f"CONTROLLER://{bind_address}:{ports['controller']}")
     props["listeners"] = ",".join(listeners)
+    if quorum == "dynamic":
+        del props["controller.quorum.voters"]
+        props["controller.quorum.bootstrap.servers"] = bootstrap_servers
+        if "controller" in roles:
+            advertised = [a for a in props.get("advertised.listeners", "").split(",") if a]
+            props["advertised.listeners"] = ",".join(advertised + [f"CONTROLLER://{advertised_host}:"
+                                                                   f"{ports['controller']}"])
+    elif quorum != "static":
+        raise ValueError(f"quorum {quorum!r}: static or dynamic")
     return props
 
 

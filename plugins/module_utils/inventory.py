@@ -22,7 +22,7 @@ import re
 
 from . import inventory_rules as rules
 from . import luks, preflight, tuning
-from .cluster import node_errors, replication_defaults, topology_errors
+from .cluster import ValidationError, node_errors, parse_version, replication_defaults, topology_errors
 from .rolling import connection_problems
 
 CONTROLLERS, BROKERS, ZOOKEEPER = "kafka_controllers", "kafka_brokers", "zookeeper"
@@ -258,7 +258,30 @@ def inventory_errors(hosts, groups, resolved, spec_problems=None, exists=None):
         errors += [f"inventory: {e}" for e in topology_errors(
             ids(CONTROLLERS, "kafka_node_id"), ids(BROKERS, "kafka_node_id"), mode, ids(ZOOKEEPER, "zookeeper_id"),
             migration=phases[0] if len(phases) == 1 else "none")]
+        quorums = sorted({str(resolved[h].get("kafka_controller_quorum", "static")) for h in everyone})
+        if len(quorums) > 1:
+            errors.append(f"inventory: the hosts disagree on kafka_controller_quorum ({', '.join(quorums)}): a "
+                          "cluster has one controller quorum; set it once, in group_vars/all")
+        elif quorums == ["dynamic"]:
+            if mode != "kraft" or phases != ["none"]:
+                errors.append("inventory: kafka_controller_quorum is dynamic, but the cluster runs ZooKeeper or is "
+                              "migrating to KRaft: a dynamic quorum comes after the migration's finalize; keep "
+                              "kafka_controller_quorum: static until then")
+            old = sorted({str(resolved[h].get("kafka_version")) for h in everyone
+                          if _release(resolved[h].get("kafka_version")) < (4, 1)})
+            if old:
+                errors.append(f"inventory: kafka_controller_quorum is dynamic, but kafka_version is {', '.join(old)}: "
+                              "kafka-metal manages a dynamic quorum on Kafka 4.1 and later; upgrade first, or keep "
+                              "kafka_controller_quorum: static")
     return errors
+
+
+def _release(version):
+    """(major, minor) of a Kafka version; (0, 0) when it is not one (the node checks say why)."""
+    try:
+        return parse_version(version)[:2]
+    except ValidationError:
+        return (0, 0)
 
 
 def inventory_warnings(hosts, resolved, known):

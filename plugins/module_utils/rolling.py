@@ -823,8 +823,15 @@ class Roller:
         if saved:
             self.summary.resumed = True
             self.say("resume", "resuming the unfinished roll: nodes already restarted by it are skipped")
-            left_down = [n for n in self.nodes if n.name in (saved.get("pending") or [])
-                         and states[n.name]["unit"].get("ActiveState") != "active"]
+            pending = [n for n in self.nodes if n.name in (saved.get("pending") or [])]
+            left_down = [n for n in pending if states[n.name]["unit"].get("ActiveState") != "active"]
+            # a node the interrupted run restarted may not have caught up yet: its gate is finished first, so
+            # that the preflight below does not take the interruption's own traces for an unhealthy cluster
+            for n in (n for n in pending if n not in left_down and not self.o.check_mode):
+                self.say("resume", f"{n.label}: restarted by the interrupted run; waiting until it has caught up")
+                result = NodeResult(n.name, n.label, "restarted", "restarted by the interrupted run")
+                self.catch_up(n, result)
+                self.summary.nodes.append(result)
             for n in left_down:
                 if self.o.check_mode:
                     self.say("resume", f"{n.label}: was left down by the interrupted run; would start it first")

@@ -86,10 +86,15 @@ def cluster_ids(states):
 
 
 def format_dirs(run_command, dirs, cluster_id, node_id, config, kafka_home, owner, group, java_home=None,
-                release_version=None, scram_credentials=(), check=False):
+                release_version=None, scram_credentials=(), initial_controllers="", no_initial_controllers=False,
+                check=False):
     """Format the directories of ``dirs`` that need it (:func:`plan`) with ``kafka-storage format``, hand them to
     ``owner``/``group``, and prove the result. ``run_command(argv, environ_update=...) -> (rc, out, err)``.
     Returns ``(decision, stdout)``; raises :class:`StorageError` with the reason (nothing formatted on a refusal).
+
+    A controller of a dynamic quorum is formatted either with ``initial_controllers`` (a new cluster: every first
+    controller gets the same list, each voter with its metadata directory's id) or with ``no_initial_controllers``
+    (a controller joining an existing quorum, which starts as an observer until it is added).
 
     The arguments (SCRAM credentials among them) reach the tool through an argument file readable only by its
     owner and removed right after, never on a command line the process list shows."""
@@ -109,6 +114,10 @@ def format_dirs(run_command, dirs, cluster_id, node_id, config, kafka_home, owne
     args = ["format", "-t", cluster_id, "-c", config, "--ignore-formatted"]
     if release_version:
         args += ["--release-version", release_version]
+    if initial_controllers:
+        args += ["--initial-controllers", initial_controllers]
+    elif no_initial_controllers:
+        args.append("--no-initial-controllers")
     try:
         for cred in scram_credentials:
             args += ["--add-scram", storage_scram_argument(cred["mechanism"], cred["name"], cred["password"],

@@ -83,6 +83,18 @@ options:
       owner: {description: Owner of the formatted directories., type: str, default: kafka}
       group: {description: Group of the formatted directories., type: str, default: kafka}
       java_home: {description: Java for the tool., type: path}
+      initial_controllers:
+        description:
+          - A controller of a new cluster with a dynamic quorum, the first voters as C(id@host:port:directory-id),
+            comma separated (C(kafka-storage format --initial-controllers)).
+        type: str
+        default: ''
+      no_initial_controllers:
+        description:
+          - A controller that joins an existing dynamic quorum; it starts as an observer until it is added
+            (C(kafka-metal quorum add)).
+        type: bool
+        default: false
       scram_credentials:
         description: SCRAM credentials written into the new cluster's first metadata (controllers).
         type: list
@@ -192,6 +204,8 @@ def build_module():
                 dirs=dict(type="list", elements="path", required=True), config=dict(type="path", required=True),
                 kafka_home=dict(type="path", required=True), owner=dict(type="str", default="kafka"),
                 group=dict(type="str", default="kafka"), java_home=dict(type="path"),
+                initial_controllers=dict(type="str", default=""),
+                no_initial_controllers=dict(type="bool", default=False),
                 scram_credentials=dict(type="list", elements="dict", default=[], options=dict(
                     mechanism=dict(type="str", default="SCRAM-SHA-512", choices=["SCRAM-SHA-512", "SCRAM-SHA-256"]),
                     name=dict(type="str", required=True), password=dict(type="str", required=True, no_log=True),
@@ -285,6 +299,8 @@ def run(module):
                                       storage["node_id"], storage["config"], storage["kafka_home"],
                                       storage["owner"], storage["group"], storage["java_home"],
                                       scram_credentials=storage["scram_credentials"],
+                                      initial_controllers=storage["initial_controllers"],
+                                      no_initial_controllers=storage["no_initial_controllers"],
                                       check=check)
         except StorageError as exc:
             module.fail_json(msg=f"storage check failed: {exc}", **result)

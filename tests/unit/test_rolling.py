@@ -34,6 +34,7 @@ class SimNode:
         self.manifest = None  # text of /etc/kafka-metal/kafka.json (zookeeper.json), when the node has one
         self.set_up = True  # False: nothing of Kafka on it yet (a first converge stopped before it)
         self.watched = []  # what the engine asked the host probe to watch
+        self.lagging_reads = 0  # running, but out of every ISR for this many more reads of the partitions
 
 
 class SimCluster:
@@ -63,8 +64,11 @@ class SimCluster:
 
     def partitions(self):
         out = []
+        lagging = {n.node_id for n in self.nodes.values() if n.lagging_reads > 0}
+        for n in self.nodes.values():
+            n.lagging_reads = max(0, n.lagging_reads - 1)
         for p in self.parts:
-            isr = [r for r in p["replicas"] if self.by_id(r).running]
+            isr = [r for r in p["replicas"] if self.by_id(r).running and r not in lagging]
             out.append({**p, "isr": isr, "leader": isr[0] if isr else -1})
         return out
 
@@ -341,6 +345,24 @@ def test_failed_start_stops_the_roll_names_host_and_step_and_resume_starts_it_fi
     assert restarted(sim) == ["node6"]
     assert summary.resumed
     assert not (tmp_path / "roll.json").exists()
+
+
+def test_resume_waits_for_the_node_the_interrupted_run_restarted_before_its_preflight(tmp_path):
+    """Killed right after it started node4 (node4 runs but has not caught up): the run again first waits for node4,
+    then its preflight passes and the roll goes on, instead of refusing on the traces of its own interruption."""
+    sim = SimCluster()
+    state = tmp_path / "roll.json"
+    key = {"kind": "restart", "to": None, "force": False, "hosts": sorted(sim.nodes), "cluster_id": "sim-cluster"}
+    state.write_text(json.dumps({"key": key, "baseline": None, "pending": ["node4"], "saved_at": time.time()}))
+    for name in ("node5", "node6"):
+        sim.nodes[name].changed = ["/etc/kafka/server.properties"]
+    sim.nodes["node4"].lagging_reads = 3
+    r = roller(sim, state_file=str(state))
+    summary = r.run()
+    assert summary.resumed and not summary.preflight
+    assert restarted(sim) == ["node5", "node6"]
+    assert any("node4" in text and "waiting until it has caught up" in text for _, text in r.progress)
+    assert sim.nodes["node4"].lagging_reads == 0
 
 
 def test_interrupted_forced_roll_resumes_without_restarting_finished_nodes(tmp_path):

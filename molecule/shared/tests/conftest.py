@@ -1,6 +1,9 @@
 """Shared fixtures for the lab scenarios' verify step (testinfra, run by Molecule)."""
 
 import os
+import threading
+import time
+from types import SimpleNamespace
 
 # The secure scenario runs its playbooks at -vvv through ANSIBLE_VERBOSITY; the checks here read
 # testinfra's and their own ansible output at normal verbosity.
@@ -31,15 +34,18 @@ STAGES = {
     "moves": ("test_moves.py",),
     "monitoring": ("test_monitoring.py",),
     "migration": ("test_migration.py",),
+    "quorum": ("test_quorum.py",),
 }
 # Stages that run after all the others whatever their file's name (pytest takes files in name order):
 # monitoring stops a broker and rolls one at its end of the scenario, with the state the others left; the
-# migration leaves the ZooKeeper-mode cluster a KRaft cluster on 4.1.1.
-LAST = ("test_migration.py", "test_monitoring.py")
+# migration leaves the ZooKeeper-mode cluster a KRaft cluster on 4.1.1, whose controller quorum the quorum stage
+# then changes. They run in this order.
+LAST = ("test_migration.py", "test_quorum.py", "test_monitoring.py")
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: item.path.name in LAST)  # stable: the others keep their order
+    # stable: the others keep their order
+    items.sort(key=lambda item: LAST.index(item.path.name) + 1 if item.path.name in LAST else 0)
     wanted = [s.strip() for s in os.environ.get("KAFKA_METAL_STAGE", "").split(",") if s.strip()]
     if not wanted:
         return
@@ -180,3 +186,69 @@ def command_config(cluster):
 @pytest.fixture(scope="session")
 def bootstrap(cluster):
     return ",".join(f"{cluster['address'][b]}:9092" for b in cluster["brokers"])
+
+
+class MetadataProbe(threading.Thread):
+    """Creates and deletes a topic every second (a metadata write each way, through whichever controller
+    serves); records when each round trip succeeded."""
+
+    def __init__(self, bootstrap, client_conf, prefix):
+        super().__init__(daemon=True)
+        self.bootstrap, self.client_conf, self.prefix = bootstrap, client_conf, prefix
+        self.ok, self.errors, self.stopping = [], [], threading.Event()
+        self.started = time.monotonic()
+
+    def run(self):
+        from confluent_kafka.admin import NewTopic
+
+        n = 0
+        while not self.stopping.wait(1.0):
+            n += 1
+            name = f"{self.prefix}-probe-{n}"
+            try:
+                from kafka_metal import smoke
+
+                admin = smoke._admin(self.bootstrap, self.client_conf)  # a fresh client: brokers restart under it
+                # two replicas, one enough in sync: the probe needs two brokers up and never closes a roll's gate
+                topic = NewTopic(name, 1, 2, config={"min.insync.replicas": "1"})
+                admin.create_topics([topic], request_timeout=10)[name].result(15)
+                admin.delete_topics([name], request_timeout=10)[name].result(15)
+                self.ok.append(time.monotonic())
+            except Exception as exc:  # noqa: BLE001 - a failed round trip is a gap, counted below
+                self.errors.append(f"{name}: {exc}")
+
+    def stop(self):
+        self.stopping.set()
+        self.join(60)
+        ends = [self.started] + self.ok + [time.monotonic()]
+        gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
+        return {"round_trips": len(self.ok), "failed": len(self.errors), "longest_gap_s": round(max(gaps), 1),
+                "errors": self.errors[-5:]}
+
+
+@pytest.fixture(scope="session")
+def under_load(bootstrap, client_conf):
+    """A load to watch a cluster change by: ``start(topic)`` starts ``kafka_metal.load`` on ``topic`` (acks=all,
+    idempotent, 200 records/s) and a :class:`MetadataProbe`; ``stop(work, probe)`` stops both, checks that every
+    acknowledged record was consumed and that the probe worked after the change, and returns (report, figures)."""
+    from kafka_metal import load
+
+    def start(topic):
+        work = load.Load(bootstrap, topic=topic, extra=client_conf, rate=200, partitions=6, replication_factor=3,
+                         min_isr=2).start()
+        time.sleep(5)  # flowing before anything changes
+        probe = MetadataProbe(bootstrap, client_conf, topic)
+        probe.start()
+        return work, probe
+
+    def stop(work, probe):
+        figures = probe.stop()
+        report = work.stop(drain_timeout=180)
+        print(report.summary(), figures)
+        assert report.acked > 1000, report.summary()
+        assert report.ok, "; ".join(report.problems())
+        # the probe went on working after every step (the last round trip came after the last step)
+        assert figures["round_trips"] > 0 and time.monotonic() - probe.ok[-1] < 30, figures
+        return report, figures
+
+    return SimpleNamespace(start=start, stop=stop)

@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -154,62 +153,6 @@ def fingerprint(conf):
             "offsets": {f"{t}-{p}": o for (t, p), o in sorted(offsets[GROUP].items())}}
 
 
-class MetadataProbe(threading.Thread):
-    """Creates and deletes a topic every second (a metadata write each way, through whichever controller
-    serves); records when each round trip succeeded."""
-
-    def __init__(self, bootstrap, client_conf):
-        super().__init__(daemon=True)
-        self.bootstrap, self.client_conf = bootstrap, client_conf
-        self.ok, self.errors, self.stopping = [], [], threading.Event()
-        self.started = time.monotonic()
-
-    def run(self):
-        from confluent_kafka.admin import NewTopic
-
-        n = 0
-        while not self.stopping.wait(1.0):
-            n += 1
-            name = f"mig-probe-{n}"
-            try:
-                admin = smoke._admin(self.bootstrap, self.client_conf)  # a fresh client: brokers restart under it
-                # two replicas, one enough in sync: the probe needs two brokers up and never closes a roll's gate
-                topic = NewTopic(name, 1, 2, config={"min.insync.replicas": "1"})
-                admin.create_topics([topic], request_timeout=10)[name].result(15)
-                admin.delete_topics([name], request_timeout=10)[name].result(15)
-                self.ok.append(time.monotonic())
-            except Exception as exc:  # noqa: BLE001 - a failed round trip is a gap, counted below
-                self.errors.append(f"{name}: {exc}")
-
-    def stop(self):
-        self.stopping.set()
-        self.join(60)
-        ends = [self.started] + self.ok + [time.monotonic()]
-        gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
-        return {"round_trips": len(self.ok), "failed": len(self.errors), "longest_gap_s": round(max(gaps), 1),
-                "errors": self.errors[-5:]}
-
-
-def start_load(bootstrap, client_conf, name):
-    work = load.Load(bootstrap, topic=f"migration-{name}", extra=client_conf, rate=200, partitions=6,
-                     replication_factor=3, min_isr=2).start()
-    time.sleep(5)  # flowing before anything changes
-    probe = MetadataProbe(bootstrap, client_conf)
-    probe.start()
-    return work, probe
-
-
-def stop_load(work, probe):
-    figures = probe.stop()
-    report = work.stop(drain_timeout=180)
-    print(report.summary(), figures)
-    assert report.acked > 1000, report.summary()
-    assert report.ok, "; ".join(report.problems())
-    # the probe went on working after every step (the last round trip came after the last step)
-    assert figures["round_trips"] > 0 and time.monotonic() - probe.ok[-1] < 30, figures
-    return report, figures
-
-
 def record(name, data):
     FIGURES.mkdir(parents=True, exist_ok=True)
     (FIGURES / f"migration-{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
@@ -282,10 +225,10 @@ def test_setup_the_metadata_the_migration_must_keep(cluster, inventory, bootstra
 
 
 def test_to_dual_write_then_back_to_zookeeper_mode(cluster, inventory, controllers_inventory, controllers, bootstrap,
-                                                   client_conf, conf, tmp_path):
+                                                   client_conf, conf, tmp_path, under_load):
     status = migrate(inventory, controllers_inventory, "--status")
     assert status.returncode == 0 and phase_of(status) == ("none", True)
-    work, probe = start_load(bootstrap, client_conf, "rollback")
+    work, probe = under_load.start("migration-rollback")
     steps = {}
     for expected in ("controllers", "dual_write"):
         t = time.monotonic()
@@ -320,7 +263,7 @@ def test_to_dual_write_then_back_to_zookeeper_mode(cluster, inventory, controlle
     steps["rollback"] = round(time.monotonic() - t, 1)
     assert back.returncode == 0 and "The cluster is now in phase none" in said(back)
     assert phase_of(migrate(inventory, controllers_inventory, "--status")) == ("none", True)
-    report, figures = stop_load(work, probe)
+    report, figures = under_load.stop(work, probe)
     assert fingerprint(conf) == STATE["before"]
     # a working ZooKeeper-mode cluster: a broker is ZooKeeper's controller again, no KRaft controller runs
     first = cluster["address"][cluster["brokers"][0]]
@@ -338,9 +281,10 @@ def test_to_dual_write_then_back_to_zookeeper_mode(cluster, inventory, controlle
 
 
 def test_second_migration_killed_in_the_brokers_roll_resumes_and_finalizes(cluster, inventory, controllers_inventory,
-                                                                           controllers, bootstrap, client_conf, conf):
+                                                                           controllers, bootstrap, client_conf, conf,
+                                                                           under_load):
     brokers = {h: cluster["testinfra"][h] for h in cluster["brokers"]}
-    work, probe = start_load(bootstrap, client_conf, "second")
+    work, probe = under_load.start("migration-second")
     assert migrate(inventory, controllers_inventory).returncode == 0  # controllers, from a fresh metadata copy
     before = main_pids(brokers)
     proc = subprocess.Popen([str(BIN / "kafka-metal"), "migrate", "kraft", "-i", inventory, "-i",
@@ -367,7 +311,7 @@ def test_second_migration_killed_in_the_brokers_roll_resumes_and_finalizes(clust
     final = migrate(inventory, controllers_inventory, "--finalize")
     assert final.returncode == 0 and "The cluster is now in phase finalized" in said(final)
     assert "kafka_metadata_mode: kraft" in said(final)
-    report, figures = stop_load(work, probe)
+    report, figures = under_load.stop(work, probe)
     for h in cluster["zookeepers"]:
         assert not cluster["testinfra"][h].service("zookeeper").is_running
         assert cluster["testinfra"][h].file("/var/lib/zookeeper/data/version-2").is_directory  # left on disk

@@ -98,7 +98,7 @@ def cmd_load(args):
 
 
 def build_parser():
-    from . import backup, dist, groups, lab_cli, luks, migrate, moving, rolling, status
+    from . import backup, dist, groups, lab_cli, luks, migrate, moving, quorum, rolling, status
 
     parser = argparse.ArgumentParser(
         prog="kafka-metal",
@@ -113,6 +113,7 @@ def build_parser():
     backup.add_subparsers(sub)
     moving.add_subparsers(sub)
     migrate.add_subparsers(sub)
+    quorum.add_subparsers(sub)
     groups.add_subparsers(sub)
     status.add_subparsers(sub)
 

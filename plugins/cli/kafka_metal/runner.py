@@ -27,7 +27,7 @@ def tool(name):
     return str(local) if local.exists() else (shutil.which(name) or name)
 
 
-def run_playbook(playbook, inventories, extra_vars=None, extra_vars_file=None, env=None):
+def run_playbook(playbook, inventories, extra_vars=None, extra_vars_file=None, env=None, limit=None):
     """Run a playbook of the collection. ``extra_vars_file`` (a YAML file) passes values that must not
     appear in the process list, such as passwords; ``env`` adds to the environment."""
     argv = [tool("ansible-playbook"), str(playbook)]
@@ -37,4 +37,6 @@ def run_playbook(playbook, inventories, extra_vars=None, extra_vars_file=None, e
         argv += ["-e", f"{key}={value}"]
     if extra_vars_file:
         argv += ["-e", f"@{extra_vars_file}"]
+    if limit:
+        argv += ["--limit", limit]
     return subprocess.run(argv, cwd=REPO_ROOT, env={**ansible_env(), **(env or {})}).returncode
