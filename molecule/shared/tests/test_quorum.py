@@ -147,6 +147,10 @@ def test_static_quorum_moves_to_dynamic_under_load(cluster, controllers, invento
     converge = site(dynamic)
     assert converge.returncode != 0 and "kafka-metal quorum dynamic" in converge.stdout
     assert main_pids(everyone) == pids
+    # --check: Kafka validates the change, nothing moves
+    checked = quorum_cmd(static, "dynamic", "--check")
+    assert checked.returncode == 0 and "Kafka accepts raising kraft.version to 1" in checked.stdout
+    assert status(static)["kraft_version"] == 0 and main_pids(everyone) == pids
     work, probe = under_load.start("quorum-dynamic")
     started = time.monotonic()
     moved = quorum_cmd(static, "dynamic", timeout=1800)

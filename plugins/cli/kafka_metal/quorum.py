@@ -396,13 +396,15 @@ def cmd_dynamic(args):
             raise SystemExit(f"controllers without a metadata directory id: {', '.join(missing)}; a dynamic quorum "
                              "records each voter's directory id (formatted by Kafka 3.9 or later)")
         kv = cluster.kraft_version()
-        if kv < 1:
-            print("raising kraft.version to 1: the controller quorum becomes dynamic, for good", flush=True)
-            if args.check:
+        if args.check:
+            if kv < 1:
                 cluster.tools()[1].call("upgrade", "--feature", f"{features.KRAFT}=1", "--dry-run",
                                         what="kafka-features upgrade --dry-run")
-                print("check: Kafka accepts the change; nothing was changed")
-                return 0
+                print("check: Kafka accepts raising kraft.version to 1; nothing was changed")
+            print("check: a converge would then move every node to controller.quorum.bootstrap.servers (a roll)")
+            return 0
+        if kv < 1:
+            print("raising kraft.version to 1: the controller quorum becomes dynamic, for good", flush=True)
             cluster.tools()[1].call("upgrade", "--feature", f"{features.KRAFT}=1", what="kafka-features upgrade")
             _wait("kraft.version 1", lambda: (cluster.kraft_version() >= 1, "kraft.version 0"), 60)
         else:
