@@ -117,3 +117,15 @@ def test_heap_problems_accept_auto_and_sizes():
     assert inventory.rules.heap_problems("broker_heap_size", "auto") == []
     assert inventory.rules.heap_problems("broker_heap_size", "6g") == []
     assert "must be a size" in inventory.rules.heap_problems("broker_heap_size", "6 gigs")[0]
+
+
+def test_a_dynamic_quorum_is_one_for_the_cluster_on_kraft_4_1_or_later():
+    assert errors(common={"kafka_controller_quorum": "dynamic"}) == []
+    mixed = errors(per_host={"c2": {"kafka_controller_quorum": "dynamic"}})
+    assert mixed == ["inventory: the hosts disagree on kafka_controller_quorum (dynamic, static): a cluster has one "
+                     "controller quorum; set it once, in group_vars/all"]
+    old = errors(common={"kafka_controller_quorum": "dynamic", "kafka_version": "3.9.1"})
+    assert any("kafka_version is 3.9.1" in e and "4.1 and later" in e for e in old), old
+    zk = errors(controllers=0, zookeepers=3, common={"kafka_controller_quorum": "dynamic",
+                                                     "kafka_metadata_mode": "zookeeper", "kafka_version": "3.9.1"})
+    assert any("comes after the migration's finalize" in e for e in zk), zk

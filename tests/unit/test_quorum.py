@@ -210,3 +210,14 @@ def test_format_passes_the_quorum_flags(tmp_path, monkeypatch, initial, no_initi
     assert flags == [f for f in expect if f.startswith("--")]
     if initial:
         assert seen[seen.index("--initial-controllers") + 1] == initial
+
+
+def test_the_first_voters_are_listed_only_while_no_controller_is_formatted():
+    from ansible_collections.metal.kafka.plugins.filter import kafka as filters
+
+    hostvars = {"c1": {"kafka_node_id": 1, "ansible_host": "10.0.0.1"}, "c2": {"kafka_node_id": 2}}
+    first = filters.kafka_initial_controllers(["c1", "c2"], hostvars, 9093, {"c1": [], "c2": []})
+    assert first.startswith("1@10.0.0.1:9093:") and ",2@c2:9093:" in first
+    # one controller holds the cluster id: the quorum exists, a controller formatted now joins as an observer
+    assert filters.kafka_initial_controllers(["c1", "c2"], hostvars, 9093, {"c1": ["abc"], "c2": []}) == ""
+    assert filters.kafka_initial_controllers([], hostvars, 9093, {}) == ""
