@@ -48,8 +48,9 @@ OWNED_KAFKA_SETTINGS = {
     "security.inter.broker.protocol": "kafka_listener_protocols.internal",
     "inter.broker.listener.name": "nothing: brokers always talk over the INTERNAL listener",
     "controller.listener.names": "nothing: controllers always listen on the CONTROLLER listener",
-    "controller.quorum.voters": "the kafka_controllers group (with kafka_controller_port)",
-    "controller.quorum.bootstrap.servers": "the kafka_controllers group (with kafka_controller_port)",
+    "controller.quorum.voters": "the kafka_controllers group (with kafka_controller_port and kafka_controller_quorum)",
+    "controller.quorum.bootstrap.servers": "the kafka_controllers group (with kafka_controller_port and "
+                                           "kafka_controller_quorum)",
     "log.dirs": "broker_log_dirs (or tuning_data_disks)",
     "log.dir": "broker_log_dirs (or tuning_data_disks)",
     "metadata.log.dir": "kafka_metadata_dir",
