@@ -68,7 +68,12 @@ class Cluster:
                       "cat $c/server.properties 2>/dev/null; echo '@@'; "
                       "m=$(sed -n 's/^metadata\\.log\\.dir=//p' $c/server.properties 2>/dev/null); "
                       "cat $m/meta.properties 2>/dev/null; echo '@@'; systemctl is-active kafka.service")
-            rc, out, _err = self.remote.run(host, script)
+            try:
+                rc, out, _err = self.remote.run(host, script)
+            except self.rolling.RollError as exc:  # a host that is down: its node is unknown, the others go on
+                self._nodes[host.name] = {"config_dir": None, "install_root": None, "props": {}, "node_id": None,
+                                          "directory_id": None, "active": False, "unreachable": str(exc)}
+                return self._nodes[host.name]
             parts = (out or "").split("@@")
             if len(parts) < 4:
                 raise SystemExit(f"{host.name}: cannot read the node ({rc})")
@@ -157,23 +162,34 @@ def _print_status(cluster, q):
     print("\n".join(quorum.table(q, {n: h for n, h in controllers.items() if n is not None})), flush=True)
 
 
-def _voter_of(cluster, host):
-    """(node id, directory id) of the host's voter: its own directory id when it is a voter with it, else the only
-    voter with its node id."""
+def _voter_of(cluster, host, node_id=None, directory_id=None):
+    """The voter to remove: the one with ``node_id`` (and ``directory_id``) when given, else the host's: the voter
+    with its node id and directory id, or the only voter with its node id."""
     q = cluster.describe()
-    node = cluster.node(host, fresh=True)
-    if node["node_id"] is None:
-        raise SystemExit(f"{host.name}: no node.id in its server.properties; is it a Kafka node of this cluster?")
-    mine = [m for m in q.voters if m.node_id == node["node_id"]]
-    exact = [m for m in mine if m.directory_id == node["directory_id"]]
+    if node_id is None:
+        node = cluster.node(host, fresh=True)
+        if node.get("unreachable"):
+            raise SystemExit(f"{host.name} cannot be reached ({node['unreachable']}). To remove its voter anyway, "
+                             "name it: kafka-metal quorum remove --node-id N --directory-id D (kafka-metal quorum "
+                             "status lists the voters)")
+        if node["node_id"] is None:
+            raise SystemExit(f"{host.name}: no node.id in its server.properties; is it a Kafka node of this cluster?")
+        node_id, own = node["node_id"], node["directory_id"]
+    else:
+        own = directory_id
+    mine = [m for m in q.voters if m.node_id == int(node_id)]
+    exact = [m for m in mine if m.directory_id == own]
     if exact:
         return q, exact[0]
-    if len(mine) == 1:
+    if len(mine) == 1 and directory_id is None:
         return q, mine[0]
     if not mine:
-        raise SystemExit(f"{host.name} (node {node['node_id']}) is not a voter; nothing to remove")
-    raise SystemExit(f"node {node['node_id']} has {len(mine)} voters and none with {host.name}'s directory id: "
-                     "use kafka-metal quorum replace")
+        raise SystemExit(f"node {node_id} is not a voter; nothing to remove")
+    if directory_id is not None:
+        raise SystemExit(f"node {node_id} has no voter with directory id {directory_id} (its voters: "
+                         f"{', '.join(m.directory_id for m in mine)})")
+    raise SystemExit(f"node {node_id} has {len(mine)} voters and none with the host's directory id: name the one to "
+                     "remove with --directory-id, or use kafka-metal quorum replace")
 
 
 def _need_dynamic(cluster):
@@ -339,17 +355,23 @@ def cmd_add(args):
 def cmd_remove(args):
     cluster = Cluster(args)
     try:
-        host = cluster.host(args.host)
+        if args.host is None and args.node_id is None:
+            raise SystemExit("name the controller to remove: its host, or --node-id (with --directory-id when the "
+                             "node has several voters)")
+        host = cluster.host(args.host) if args.host else None
         _need_dynamic(cluster)
-        q, member = _voter_of(cluster, host)
+        q, member = _voter_of(cluster, host, args.node_id, args.directory_id)
         if not _remove(cluster, q, member):
             return 2
-        if not args.keep_running:
+        stopped = False
+        if host is not None and not args.keep_running and not cluster.node(host).get("unreachable"):
             print(f"{host.name}: stopping kafka.service", flush=True)
             cluster.remote.run(host, "systemctl stop kafka.service")
+            stopped = True
         _print_status(cluster, cluster.describe())
-        print(f"{host.name} no longer votes{'' if args.keep_running else ' and is stopped'}. Take it out of "
-              f"kafka_controllers in the inventory, or bring it back with kafka-metal quorum add {host.name}")
+        name = host.name if host is not None else f"node {member.node_id}"
+        print(f"{name} no longer votes{' and is stopped' if stopped else ''}. Take it out of kafka_controllers in "
+              f"the inventory, or bring it back with kafka-metal quorum add HOST")
         return 0
     finally:
         cluster.close()
@@ -440,8 +462,12 @@ def add_subparsers(sub):
         p.add_argument("-i", "--inventory", action="append", required=True, help="inventory (repeatable)")
         p.add_argument("--known-hosts", help="known_hosts file (default: from ansible_ssh_common_args, else ~/.ssh)")
         p.add_argument("--vault-password-file", help="to read vaulted inventory variables")
-        if name in ("add", "remove", "replace"):
+        if name in ("add", "replace"):
             p.add_argument("host")
+        if name == "remove":
+            p.add_argument("host", nargs="?", help="the controller's host (omit for one that cannot be reached)")
+            p.add_argument("--node-id", type=int, help="the voter's node id, for a host that cannot be reached")
+            p.add_argument("--directory-id", help="the voter's directory id, when its node id has several voters")
         if name in ("add", "replace"):
             p.add_argument("--timeout", type=float, default=300.0,
                            help="seconds to wait for it to catch up (default 300)")
