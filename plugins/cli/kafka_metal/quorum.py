@@ -234,12 +234,14 @@ def _caught_up_observer(cluster, host, timeout):
     return _wait(f"{host.name} to catch up", ready, timeout)
 
 
-def _add(cluster, host, timeout):
-    """Wait until ``host`` has caught up as an observer, add it, wait until it is a voter that has caught up."""
+def _add(cluster, host, timeout, q=None):
+    """Wait until ``host`` has caught up as an observer (unless ``q``, a fresh reading, shows it has), add it, wait
+    until it is a voter that has caught up."""
     quorum = _mods()[2]
     node = cluster.node(host)
     node_id, directory_id = node["node_id"], node["directory_id"]
-    q = _caught_up_observer(cluster, host, timeout)
+    if q is None or quorum.add_problems(q, node_id, directory_id):
+        q = _caught_up_observer(cluster, host, timeout)
     if any(m.voter for m in q.find(node_id, directory_id)):
         return
     props = node["props"]
@@ -294,8 +296,7 @@ def _remove(cluster, q, member):
         q = cluster.describe()
         return (q if not any(m.voter for m in q.find(member.node_id, member.directory_id)) else None), "still a voter"
 
-    _wait(f"node {member.node_id} to leave the voters", gone, 120)
-    return True
+    return _wait(f"node {member.node_id} to leave the voters", gone, 120)
 
 
 def _guarded(func):
@@ -393,17 +394,23 @@ def cmd_replace(args):
             print(f"{host.name} votes with its own metadata directory ({node['directory_id']}): nothing to replace")
             return 0
         # the new directory catches up as an observer first, so that the quorum is whole again right after
-        _caught_up_observer(cluster, host, args.timeout)
+        q = _caught_up_observer(cluster, host, args.timeout)
         for member in stale:
-            if not _remove(cluster, cluster.describe(), member):
+            q = _remove(cluster, q, member)
+            if not q:
                 return 2
-        _add(cluster, host, args.timeout)
-        q = cluster.describe()
+        _add(cluster, host, args.timeout, q)
+
+        def whole():
+            q = cluster.describe()
+            behind = [m.node_id for m in q.voters if not quorum.caught_up(q, m)]
+            return (q if not behind else None), f"voters behind: {behind}"
+
+        # done when every voter has caught up: the quorum is as whole as before the directory was lost
+        q = _wait("every voter to catch up", whole, args.timeout)
         _print_status(cluster, q)
-        behind = [m.node_id for m in q.voters if not quorum.caught_up(q, m)]
-        print(f"{host.name} replaced: node {node['node_id']} votes with directory {node['directory_id']}; "
-              f"{'all voters caught up' if not behind else 'behind: ' + str(behind)} "
-              f"({time.monotonic() - started:.0f} s)")
+        print(f"{host.name} replaced: node {node['node_id']} votes with directory {node['directory_id']}; all voters "
+              f"caught up ({time.monotonic() - started:.0f} s)")
         return 0
     finally:
         cluster.close()
