@@ -57,12 +57,6 @@ def record(name, data):
     print(f"{name}: {json.dumps(data, sort_keys=True)}")
 
 
-METADATA_TIMEOUT = 5  # seconds for one metadata read of the sampler
-# The longest gap between two metadata samples: one read that times out while a broker stops (the client
-# asked it), then the next one answered slowly.
-SAMPLE_GAP = 2 * METADATA_TIMEOUT
-
-
 class Sampler:
     """Two threads reading the cluster every second: partitions under min ISR or led from outside their ISR
     (from the metadata, the lighter read, so that the samples keep their pace), and the replicas being added
@@ -104,7 +98,7 @@ class Sampler:
             self.halt.wait(max(0.0, 1.0 - (time.monotonic() - started)))
 
     def _metadata(self):
-        md = self.admin.list_topics(timeout=METADATA_TIMEOUT)
+        md = self.admin.list_topics(timeout=5)
         now = time.monotonic()
         with self.lock:
             self.samples.append(now)
@@ -190,9 +184,8 @@ def moving_cluster(cluster, client_conf):
                     "sampler_errors": sampler.errors[:20]})
     assert report.acked > 5_000 and report.ok, "; ".join(report.problems())
     assert not sampler.violations, sampler.violations[:10]
-    # a sample every second, give or take a read that times out while a broker stops
-    assert len(sampler.samples) > 100 and sampler.longest_gap() <= SAMPLE_GAP, (len(sampler.samples),
-                                                                               sampler.longest_gap())
+    # a sample every second, give or take a slow answer while a broker stops
+    assert len(sampler.samples) > 100 and sampler.longest_gap() <= 6, (len(sampler.samples), sampler.longest_gap())
     # an added replica stays "adding" until it is in sync, which takes longer than these gaps: none is missed
     assert sampler.longest_gap("flight_samples") <= 15, sampler.longest_gap("flight_samples")
 
