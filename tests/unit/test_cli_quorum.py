@@ -46,7 +46,10 @@ class FakeCluster:
             self.q.members = [m for m in self.q.members if m.key != (node_id, directory_id)]
         return (SimpleNamespace(remove=remove),)
 
-    def close(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         pass
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 
 from . import ensure_collection_path, runner
-from .rolling import inventory_hosts
+from .rolling import client_address, inventory_hosts
 
 SITE = runner.REPO_ROOT / "site.yml"
 # The keys of a controller's server.properties that Kafka's add-controller reads (identity and endpoint).
@@ -50,6 +50,12 @@ class Cluster:
 
     def close(self):
         self.remote.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def host(self, name):
         found = [h for h in self.hosts if h.name == name]
@@ -109,10 +115,7 @@ class Cluster:
         if self._tools is None:
             b = self.broker()
             node = self.node(b)
-            advertised = self.rolling.listeners(node["props"].get("advertised.listeners"))
-            internal = node["props"].get("inter.broker.listener.name", "").upper()
-            name = next((n for n in advertised if n != internal), next(iter(advertised)))
-            address, port = advertised[name]
+            address, port = client_address(node["props"])
             home = f"{node['install_root']}/current"
             config = f"{node['config_dir']}/admin.properties"
             rc, _o, _e = self.remote.run(b, f"test -f {shlex.quote(config)}")
@@ -313,8 +316,7 @@ def _guarded(func):
 
 
 def cmd_status(args):
-    cluster = Cluster(args)
-    try:
+    with Cluster(args) as cluster:
         q = cluster.describe()
         kv = cluster.kraft_version()
         quorum = _mods()[2]
@@ -331,13 +333,10 @@ def cmd_status(args):
         if missing:
             print(f"controllers of the inventory that do not vote: {', '.join(missing)}")
         return 0
-    finally:
-        cluster.close()
 
 
 def cmd_add(args):
-    cluster = Cluster(args)
-    try:
+    with Cluster(args) as cluster:
         host = cluster.host(args.host)
         if host not in cluster.controllers:
             raise SystemExit(f"{host.name} is not in kafka_controllers: add it to the group first (site.yml then "
@@ -349,13 +348,10 @@ def cmd_add(args):
         _print_status(cluster, cluster.describe())
         print(f"{host.name} is a voter ({time.monotonic() - started:.0f} s)")
         return 0
-    finally:
-        cluster.close()
 
 
 def cmd_remove(args):
-    cluster = Cluster(args)
-    try:
+    with Cluster(args) as cluster:
         if args.host is None and args.node_id is None:
             raise SystemExit("name the controller to remove: its host, or --node-id (with --directory-id when the "
                              "node has several voters)")
@@ -374,14 +370,11 @@ def cmd_remove(args):
         print(f"{name} no longer votes{' and is stopped' if stopped else ''}. Take it out of kafka_controllers in "
               f"the inventory, or bring it back with kafka-metal quorum add HOST")
         return 0
-    finally:
-        cluster.close()
 
 
 def cmd_replace(args):
     quorum = _mods()[2]
-    cluster = Cluster(args)
-    try:
+    with Cluster(args) as cluster:
         host = cluster.host(args.host)
         if host not in cluster.controllers:
             raise SystemExit(f"{host.name} is not in kafka_controllers")
@@ -412,14 +405,11 @@ def cmd_replace(args):
         print(f"{host.name} replaced: node {node['node_id']} votes with directory {node['directory_id']}; all voters "
               f"caught up ({time.monotonic() - started:.0f} s)")
         return 0
-    finally:
-        cluster.close()
 
 
 def cmd_dynamic(args):
     features = _mods()[0]
-    cluster = Cluster(args)
-    try:
+    with Cluster(args) as cluster:
         missing = [h.name for h in cluster.controllers if not cluster.node(h)["directory_id"]]
         if missing:
             raise SystemExit(f"controllers without a metadata directory id: {', '.join(missing)}; a dynamic quorum "
@@ -443,8 +433,6 @@ def cmd_dynamic(args):
         _print_status(cluster, cluster.describe())
         print("the controller quorum is dynamic; keep kafka_controller_quorum: dynamic in the inventory")
         return 0
-    finally:
-        cluster.close()
 
 
 def add_subparsers(sub):

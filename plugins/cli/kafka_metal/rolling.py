@@ -185,6 +185,15 @@ def cmd_upgrade(args):
     return rc
 
 
+def client_address(props):
+    """(host, port) of a broker's client listener, from its server.properties: the first advertised listener that
+    is not the inter-broker one (Kafka's tools run against it with admin.properties)."""
+    advertised = _engine().listeners(props.get("advertised.listeners"))
+    internal = props.get("inter.broker.listener.name", "").upper()
+    name = next((n for n in advertised if n != internal), next(iter(advertised)))
+    return advertised[name]
+
+
 def finalize(args, rolling):
     """Raise metadata.version to the release every node runs, plus only what the operator names
     (module_utils/features.py, the same code as the kafka_features module), from a broker host."""
@@ -210,10 +219,7 @@ def finalize(args, rolling):
         if "zookeeper.connect" in props and "process.roles" not in props:
             raise SystemExit("ZooKeeper mode: the feature level is inter.broker.protocol.version; set it in "
                              "broker_properties and run kafka-metal roll")
-        advertised = rolling.listeners(props.get("advertised.listeners"))
-        internal = props.get("inter.broker.listener.name", "").upper()
-        name = next((n for n in advertised if n != internal), next(iter(advertised)))
-        host, port = advertised[name]
+        host, port = client_address(props)
 
         def run(argv):
             return remote.run(broker, "LC_ALL=C KAFKA_HEAP_OPTS=-Xmx256m " + shlex.join(argv), timeout=300)
