@@ -9,12 +9,13 @@ A backup is a directory ``ROOT/ID`` (``ID`` is its UTC start time, ``20261129T15
     metadata/topics.json             partitions, replication factor, non-default configs, topic ids
     metadata/acls.json  users.json  groups.json  quotas.json
     data/TOPIC/PARTITION/manifest.json
-    data/TOPIC/PARTITION/FIRST-LAST.rec.gz
+    data/TOPIC/PARTITION/FIRST-LAST.rec.zst
 
 Records are stored in their log order, with their source offset, timestamp and type, key, value and
-headers, gzip-compressed in chunks. Every chunk is written to a temporary name and renamed, and only
-then named in the partition's manifest (also written atomically): after a crash, the manifest names
-only whole chunks, and ``next`` says where to go on.
+headers, compressed in chunks: zstd (``.rec.zst``); backups of format 1 have gzip chunks (``.rec.gz``),
+which are still read, and each chunk's manifest entry names its codec. Every chunk is written to a
+temporary name and renamed, and only then named in the partition's manifest (also written atomically):
+after a crash, the manifest names only whole chunks, and ``next`` says where to go on.
 
 The digest is a chain over the records' content: ``d = sha256(d_prev || content)``, where the content
 is the key, value, headers and (for create-time timestamps) the timestamp, each length-prefixed. Offsets
@@ -36,7 +37,12 @@ import struct
 
 from ansible_collections.metal.kafka.plugins.module_utils.files import write_file
 
-FORMAT = 1
+FORMAT = 2
+# Format 1 is format 2 with gzip chunks only (and no ``codec`` in the chunks' entries).
+READABLE_FORMATS = (1, 2)
+CODEC = "zstd"
+ZSTD_LEVEL = 3
+_SUFFIX = {"zstd": ".rec.zst", "gzip": ".rec.gz"}
 ZERO_DIGEST = "0" * 64
 CHUNK_BYTES = 8 * 1024 * 1024
 CHUNK_RECORDS = 50_000
@@ -45,12 +51,41 @@ TIMESTAMP_LOG_APPEND = 2
 # Topics that belong to Kafka itself (offsets, transactions, share groups): never backed up or restored.
 INTERNAL_PREFIX = "__"
 _HEAD = struct.Struct(">qqbii")
+_CONTENT_HEAD = struct.Struct(">qi")
+_LEN = struct.Struct(">i")
+_NO_HEADERS = _LEN.pack(0)
+_NULL = b"\xff\xff\xff\xff"
 _ID_RE = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 _TOPIC_RE = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
 
 class BackupError(RuntimeError):
     """A backup or restore that cannot go on; the message names the problem and the fix."""
+
+
+def _zstd():
+    try:
+        import zstandard
+    except ImportError as exc:
+        raise BackupError(f"the Python package zstandard is missing ({exc}): pip install zstandard") from None
+    return zstandard
+
+
+def compress(raw, codec=CODEC):
+    if codec == "zstd":
+        return _zstd().ZstdCompressor(level=ZSTD_LEVEL).compress(raw)
+    if codec == "gzip":
+        return gzip.compress(raw, compresslevel=1)
+    raise BackupError(f"unknown chunk codec {codec!r}")
+
+
+def decompress(data, codec):
+    """A chunk's bytes; ``codec`` from its manifest entry (``gzip`` when the entry names none: format 1)."""
+    if codec == "zstd":
+        return _zstd().ZstdDecompressor().decompress(data)
+    if codec == "gzip":
+        return gzip.decompress(data)
+    raise BackupError(f"unknown chunk codec {codec!r}: written by a newer kafka-metal?")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -83,6 +118,8 @@ def _opt(data):
 
 
 def _headers_bytes(headers):
+    if not headers:
+        return _NO_HEADERS
     out = [struct.pack(">i", len(headers))]
     for name, value in headers:
         raw = name.encode() if isinstance(name, str) else name
@@ -99,6 +136,15 @@ def content_bytes(record):
 
 def chain(digest_hex, record):
     return hashlib.sha256(bytes.fromhex(digest_hex) + content_bytes(record)).hexdigest()
+
+
+def chain_raw(digest, ts, ts_type, key, value, headers):
+    """The next digest (bytes) of a chain at ``digest`` (bytes), from a record's fields: what
+    :func:`chain` computes, without a :class:`Record`."""
+    hb = _headers_bytes(headers)
+    return hashlib.sha256(b"".join((
+        digest, _CONTENT_HEAD.pack(ts if ts_type == TIMESTAMP_CREATE else -1, -1 if key is None else len(key)),
+        key or b"", _NULL if value is None else _LEN.pack(len(value)), value or b"", hb))).digest()
 
 
 def chain_all(digest_hex, records):
@@ -123,7 +169,16 @@ def decode_all(data):
         raise BackupError(f"a chunk ends inside a record or is corrupt ({exc})") from None
 
 
-def _decode_all(data):
+def decode_raw(data):
+    """``[(offset, timestamp, timestamp_type, key, value, headers)]``: what :func:`decode_all` reads, as tuples
+    (``headers`` a list of ``(name, value)``, empty when none)."""
+    try:
+        return _decode_all(data, raw=True)
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise BackupError(f"a chunk ends inside a record or is corrupt ({exc})") from None
+
+
+def _decode_all(data, raw=False):
     out = []
     pos, end = 0, len(data)
     unpack = _HEAD.unpack_from
@@ -153,7 +208,10 @@ def _decode_all(data):
             headers.append((name, hval))
         if pos > end:
             raise BackupError("a chunk ends inside a record: the file is truncated or corrupt")
-        out.append(Record(offset, ts, ts_type, key, value, headers))
+        if not raw:
+            out.append(Record(offset, ts, ts_type, key, value, headers))
+        else:
+            out.append((offset, ts, ts_type, key, value, headers))
     return out
 
 
@@ -240,7 +298,8 @@ class PartitionWriter:
                              "base_records": base_records, "digest": base_digest, "chunks": [],
                              "complete": end <= start, "gap": gap}
             write_json(self.path, self.manifest)
-        self._buf, self._buf_bytes, self._digest = [], 0, bytes.fromhex(self.manifest["digest"])
+        self._buf, self._count, self._digest = bytearray(), 0, bytes.fromhex(self.manifest["digest"])
+        self._next, self._end = self.manifest["next"], self.manifest["end"]
 
     def _drop_orphans(self):
         named = {c["file"] for c in self.manifest["chunks"]} | {"manifest.json"}
@@ -258,40 +317,57 @@ class PartitionWriter:
 
     def add(self, record):
         """Takes a record read at ``record.offset`` (ignored when outside the range or already stored)."""
-        m = self.manifest
-        if record.offset < m["next"] or record.offset >= m["end"]:
+        self.add_raw(record.offset, record.timestamp, record.timestamp_type, record.key, record.value, record.headers)
+
+    def add_raw(self, offset, ts, ts_type, key, value, headers):
+        """:meth:`add` from a record's fields (``headers``: ``[(name, value)]`` or None), as a consumer gives
+        them: the encoding and the digest share the length-prefixed parts, and no object is built."""
+        if offset < self._next or offset >= self._end:
             return
-        if not self._buf:
-            self._first = record.offset
-        self._buf.append(encode(record))
-        self._buf_bytes += len(self._buf[-1])
-        self._digest = hashlib.sha256(self._digest + content_bytes(record)).digest()
-        self._last = record.offset
-        if self._buf_bytes >= self.chunk_bytes or len(self._buf) >= self.chunk_records:
+        if not self._count:
+            self._first = offset
+        hb = _headers_bytes(headers)
+        klen = -1 if key is None else len(key)
+        vlen = -1 if value is None else len(value)
+        key = key or b""
+        value = value or b""
+        buf = self._buf
+        buf += _HEAD.pack(offset, ts, ts_type, klen, vlen)
+        buf += key
+        buf += value
+        buf += hb
+        self._digest = hashlib.sha256(b"".join((
+            self._digest, _CONTENT_HEAD.pack(ts if ts_type == TIMESTAMP_CREATE else -1, klen), key,
+            _LEN.pack(vlen), value, hb))).digest()
+        self._last = offset
+        self._next = offset + 1
+        self._count += 1
+        if len(buf) >= self.chunk_bytes or self._count >= self.chunk_records:
             self.flush()
 
     def flush(self, next_offset=None, complete=False):
         """Writes the buffered records as a chunk, then the manifest. ``next_offset`` moves the resume
         point past records that will never be read (aborted transactions, control records)."""
         m = self.manifest
-        if self._buf:
+        if self._count:
             first = self._first
-            name = f"{first:020d}-{self._last:020d}.rec.gz"
-            raw = b"".join(self._buf)
-            data = gzip.compress(raw, compresslevel=1)
+            name = f"{first:020d}-{self._last:020d}{_SUFFIX[CODEC]}"
+            data = compress(self._buf)
             write_atomic(os.path.join(self.dir, name), data)
-            m["chunks"].append({"file": name, "first": first, "last": self._last, "records": len(self._buf),
-                                "sha256": hashlib.sha256(data).hexdigest(), "digest_after": self._digest.hex()})
-            m["records"] += len(self._buf)
-            m["bytes"] += len(raw)
+            m["chunks"].append({"file": name, "first": first, "last": self._last, "records": self._count,
+                                "codec": CODEC, "sha256": hashlib.sha256(data).hexdigest(),
+                                "digest_after": self._digest.hex()})
+            m["records"] += self._count
+            m["bytes"] += len(self._buf)
             m["digest"] = self._digest.hex()
             m["next"] = self._last + 1
-            self._buf, self._buf_bytes = [], 0
+            self._buf, self._count = bytearray(), 0
         if next_offset is not None:
             m["next"] = max(m["next"], min(next_offset, m["end"]))
         if complete:
             m["next"] = m["end"]
             m["complete"] = True
+        self._next = m["next"]
         write_json(self.path, m)
 
 
@@ -299,20 +375,28 @@ def read_manifest(backup_dir, topic, partition):
     return read_json(os.path.join(partition_dir(backup_dir, topic, partition), "manifest.json"))
 
 
-def read_chunk(backup_dir, manifest, chunk, check=True):
-    """One stored chunk's records, in order, after checking the chunk's sha256."""
+def read_chunk(backup_dir, manifest, chunk, check=True, raw=False):
+    """One stored chunk's records, in order, after checking the chunk's sha256 (``raw``: as the tuples of
+    :func:`decode_raw`)."""
     path = os.path.join(partition_dir(backup_dir, manifest["topic"], manifest["partition"]), chunk["file"])
     with open(path, "rb") as f:
         data = f.read()
     if check and hashlib.sha256(data).hexdigest() != chunk["sha256"]:
         raise BackupError(f"{path}: sha256 differs from the manifest: the chunk was changed or damaged")
-    return decode_all(gzip.decompress(data))
+    codec = chunk.get("codec", "gzip")
+    try:
+        data = decompress(data, codec)
+    except BackupError:
+        raise
+    except Exception as exc:  # the codecs' own errors (zlib.error, zstandard.ZstdError, EOFError) share no base
+        raise BackupError(f"{path}: not a whole {codec} chunk ({exc})") from None
+    return decode_raw(data) if raw else decode_all(data)
 
 
-def iter_chunks(backup_dir, manifest, check=True):
+def iter_chunks(backup_dir, manifest, check=True, raw=False):
     """Each stored chunk with its records, in order."""
     for chunk in manifest["chunks"]:
-        yield chunk, read_chunk(backup_dir, manifest, chunk, check)
+        yield chunk, read_chunk(backup_dir, manifest, chunk, check, raw)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -338,8 +422,9 @@ def load(root, backup_id):
     if not os.path.isfile(path):
         raise BackupError(f"no backup {backup_id!r} in {root} (`kafka-metal backup list --dir {root}` shows them)")
     info = read_json(path)
-    if info.get("format") != FORMAT:
-        raise BackupError(f"{path}: format {info.get('format')!r}, this kafka-metal reads format {FORMAT}")
+    if info.get("format") not in READABLE_FORMATS:
+        raise BackupError(f"{path}: format {info.get('format')!r}, this kafka-metal reads formats "
+                          f"{', '.join(map(str, READABLE_FORMATS))}: use the kafka-metal that wrote it")
     return info
 
 

@@ -22,14 +22,24 @@ goes on where the first stopped, and a finished one changes nothing.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
+import resource as _resource
 import time
 
 from ansible_collections.metal.kafka.plugins.module_utils import backup as bk
+from ansible_collections.metal.kafka.plugins.module_utils import backup_parallel
 from ansible_collections.metal.kafka.plugins.module_utils.kafka_admin import ConfluentBackend, KafkaAdminError
 
 IDLE_TIMEOUT = 120.0
 FETCH_BYTES = 16 * 1024 * 1024
+QUEUED_KIB = 64 * 1024
+READ_BATCH = 2_000
+# librdkafka's own log lines (a broker not up yet, a coordinator still loading) go here, not to standard
+# error: what stops a backup or a restore reaches the operator as its error, with the fix.
+_CLIENT_LOG = logging.getLogger("kafka_metal.backup.client")
+_CLIENT_LOG.addHandler(logging.NullHandler())
+_CLIENT_LOG.propagate = False
 
 
 class Progress:
@@ -57,7 +67,8 @@ def _ck():
 
 def open_admin(conf):
     try:
-        return ConfluentBackend({"timeout": conf.get("kafka-metal.timeout", 30)}, conf=_client(conf))
+        return ConfluentBackend({"timeout": conf.get("kafka-metal.timeout", 30)},
+                                conf={**_client(conf), "logger": _CLIENT_LOG})
     except KafkaAdminError as exc:
         raise bk.BackupError(str(exc)) from None
 
@@ -148,7 +159,7 @@ def list_offsets(backend, tps, which, committed=True, timeout=60):
                 again.append((tp.topic, tp.partition))
         todo = again
         if todo:
-            time.sleep(0.3)
+            time.sleep(0.1)
     return out
 
 
@@ -206,16 +217,20 @@ def write_quotas(conf, entries):
 def _consumer(conf, name):
     ck, _ = _ck()
     c = dict(_client(conf))
-    c.update({"group.id": f"kafka-metal-{name}", "enable.auto.commit": False, "enable.auto.offset.store": False,
+    c.update({"logger": _CLIENT_LOG, "group.id": f"kafka-metal-{name}", "enable.auto.commit": False,
+              "enable.auto.offset.store": False,
               "isolation.level": "read_committed", "enable.partition.eof": True, "auto.offset.reset": "earliest",
               "fetch.max.bytes": FETCH_BYTES, "max.partition.fetch.bytes": FETCH_BYTES,
+              # what the client fetches ahead of the reader, at most (one queue for all assigned partitions)
+              "queued.max.messages.kbytes": QUEUED_KIB,
               "receive.message.max.bytes": FETCH_BYTES + 1024 * 1024, "client.id": f"kafka-metal-{name}"})
     return ck.Consumer(c)
 
 
-def read_partitions(conf, ranges, on_record, on_done, progress=None, name="backup", idle_timeout=IDLE_TIMEOUT):
+def read_partitions(conf, ranges, sinks, on_done, progress=None, name="backup", idle_timeout=IDLE_TIMEOUT):
     """Reads every ``(topic, partition)`` of ``ranges`` (``{tp: (next, end)}``, ``end`` exclusive) in order,
-    calling ``on_record(tp, record)`` for offsets in range and ``on_done(tp, position)`` once per partition.
+    calling ``sinks[tp](offset, timestamp, timestamp_type, key, value, headers)`` for offsets in range and
+    ``on_done(tp, position)`` once per partition.
 
     A partition is done at its last offset, at a record beyond its end, or when the consumer's
     end-of-partition or position passes the end (aborted records and transaction markers are never
@@ -228,19 +243,21 @@ def read_partitions(conf, ranges, on_record, on_done, progress=None, name="backu
         return 0
     consumer = _consumer(conf, name)
     count, last_progress, last_check = 0, time.monotonic(), time.monotonic()
+    partition_eof = ck.KafkaError._PARTITION_EOF
     try:
         consumer.assign([ck.TopicPartition(t, p, r[0]) for (t, p), r in pending.items()])
         while pending:
-            messages = consumer.consume(num_messages=10_000, timeout=0.5)
+            messages = consumer.consume(num_messages=READ_BATCH, timeout=0.5)
             now = time.monotonic()
             for m in messages:
                 tp = (m.topic(), m.partition())
-                if tp not in pending:
+                r = pending.get(tp)
+                if r is None:
                     continue
-                end = pending[tp][1]
+                end = r[1]
                 err = m.error()
                 if err is not None:
-                    if err.code() == ck.KafkaError._PARTITION_EOF:
+                    if err.code() == partition_eof:
                         if m.offset() >= end:
                             del pending[tp]
                             on_done(tp, end)
@@ -252,9 +269,8 @@ def read_partitions(conf, ranges, on_record, on_done, progress=None, name="backu
                     on_done(tp, end)
                     continue
                 ts_type, ts = m.timestamp()
-                on_record(tp, bk.Record(off, ts, ts_type, m.key(), m.value(), m.headers() or []))
+                sinks[tp](off, ts, ts_type, m.key(), m.value(), m.headers())
                 count += 1
-                last_progress = now
                 if off == end - 1:
                     del pending[tp]
                     on_done(tp, end)
@@ -278,6 +294,52 @@ def read_partitions(conf, ranges, on_record, on_done, progress=None, name="backu
     return count
 
 
+def _peak_rss_kib():
+    """This process's peak resident memory (KiB) since it started its program: Linux's VmHWM, which, unlike
+    ``ru_maxrss``, does not carry over the memory of the process it was forked from."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss
+
+
+def store_job(send, conf, bdir, targets, chunk_records, name):
+    """A worker's part of a backup: reads its partitions (``{"topic/partition": target}``) and stores them,
+    each in its own chunks and manifest; a resume point every 10 s. Sends ``{"kind": "progress", "read": n}``
+    about every second; returns what it read and its peak memory."""
+    writers, ranges = {}, {}
+    for key, t in sorted(targets.items()):
+        tp = _tp_of(key)
+        w = bk.PartitionWriter(bdir, tp[0], tp[1], t["start"], t["end"], t["base_digest"], t["base_records"],
+                               t.get("gap"), chunk_records=chunk_records)
+        writers[tp] = w
+        if not w.complete:
+            ranges[tp] = (w.next_offset, t["end"])
+    state = {"flush": time.monotonic(), "sent": 0.0}
+
+    def on_done(tp, end):
+        writers[tp].flush(next_offset=end, complete=True)
+
+    def progress(count):
+        now = time.monotonic()
+        if now - state["flush"] > 10:
+            state["flush"] = now
+            for w in writers.values():
+                if not w.complete:
+                    w.flush()
+        if now - state["sent"] >= 1:
+            state["sent"] = now
+            send({"kind": "progress", "read": count})
+
+    sinks = {tp: w.add_raw for tp, w in writers.items()}
+    count = read_partitions(conf, ranges, sinks, on_done, progress, name=name)
+    return {"read": count, "peak_rss_kib": _peak_rss_kib()}
+
+
 # --------------------------------------------------------------------------------------------------
 # create
 # --------------------------------------------------------------------------------------------------
@@ -293,67 +355,71 @@ def _tp_of(key):
 
 
 def create(conf, root, topics=None, incremental=False, resume=True, quotas=True, out=None, now=None,
-           chunk_records=bk.CHUNK_RECORDS):
+           chunk_records=bk.CHUNK_RECORDS, workers=None):
     """Takes (or, with ``resume``, finishes an unfinished) backup of the cluster into ``root``; returns its
-    ``backup.json``."""
+    ``backup.json``. ``workers``: processes that read partitions side by side (default: one per core; 1
+    reads in this process)."""
     progress = Progress(out)
     say = out or (lambda line: None)
-    backend = open_admin(conf)
+    workers = backup_parallel.cores() if workers is None else max(int(workers), 1)
     t0 = time.monotonic()
-    try:
-        cluster = cluster_info(backend)
-        cid = cluster["cluster_id"]
-        bk.makedirs(root)
-        info = bk.latest(root, cid, status="running") if resume else None
-        if info:
-            say(f"backup {info['id']}: resuming an unfinished backup of cluster {cid}")
-        else:
-            info = _begin(backend, conf, root, cluster, topics, incremental, quotas, now, say)
-    finally:
-        backend.close()
-    bdir = os.path.join(root, info["id"])
-    writers, ranges = {}, {}
-    for key, t in sorted(info["targets"].items()):
-        tp = _tp_of(key)
-        w = bk.PartitionWriter(bdir, tp[0], tp[1], t["start"], t["end"], t["base_digest"], t["base_records"],
-                               t.get("gap"), chunk_records=chunk_records)
-        writers[tp] = w
-        if not w.complete:
-            ranges[tp] = (w.next_offset, t["end"])
-    total = sum(t["end"] - t["start"] for t in info["targets"].values())
-    state = {"last_flush": time.monotonic()}
-    t_read = time.monotonic()
+    # the children start now and import while this process reads the cluster's metadata
+    with backup_parallel.Pool(workers if workers > 1 else 0) as pool:
+        backend = open_admin(conf)
+        try:
+            cluster = cluster_info(backend)
+            cid = cluster["cluster_id"]
+            bk.makedirs(root)
+            info = bk.latest(root, cid, status="running") if resume else None
+            if info:
+                say(f"backup {info['id']}: resuming an unfinished backup of cluster {cid}")
+                info["format"] = bk.FORMAT  # chunks written from now on are of this format
+            else:
+                info = _begin(backend, conf, root, cluster, topics, incremental, quotas, now, say)
+        finally:
+            backend.close()
+        bdir = os.path.join(root, info["id"])
+        targets = info["targets"]
+        total = sum(t["end"] - t["start"] for t in targets.values())
+        parts = backup_parallel.balance({k: t["end"] - t["start"] for k, t in targets.items()}, workers)
+        jobs = [("store", {"conf": conf, "bdir": bdir, "targets": {k: targets[k] for k in keys},
+                           "chunk_records": chunk_records, "name": f"backup-{info['id']}"}) for keys in parts]
+        read = [0] * len(jobs)
+        t_read = time.monotonic()
 
-    def on_record(tp, record):
-        writers[tp].add(record)
+        def on_message(i, message):
+            if message.get("kind") == "progress":
+                read[i] = message["read"]
+                count = sum(read)
+                rate = count / max(time.monotonic() - t_read, 1e-6)
+                progress(f"backup {info['id']}: {count:,} records read ({rate:,.0f}/s) by {len(jobs)} process(es), "
+                         f"up to {total:,} offsets in all")
 
-    def on_done(tp, end):
-        writers[tp].flush(next_offset=end, complete=True)
-
-    def report(count):
-        now_m = time.monotonic()
-        if now_m - state["last_flush"] > 10:  # a resume point every 10 s
-            state["last_flush"] = now_m
-            for tp in ranges:
-                if not writers[tp].complete:
-                    writers[tp].flush()
-        done = sum(1 for w in writers.values() if w.complete)
-        rate = count / max(now_m - t_read, 1e-6)
-        progress(f"backup {info['id']}: {count:,} records read ({rate:,.0f}/s), {done}/{len(writers)} partitions "
-                 f"done, up to {total:,} offsets in all")
-
-    count = read_partitions(conf, ranges, on_record, on_done, report, name=f"backup-{info['id']}")
+        try:
+            results = pool.run(jobs, on_message)
+        except backup_parallel.JobError as exc:
+            raise bk.BackupError(str(exc)) from None
     seconds = time.monotonic() - t_read
-    records = sum(w.manifest["records"] for w in writers.values())
-    data_bytes = sum(w.manifest["bytes"] for w in writers.values())
-    stored = sum(os.path.getsize(os.path.join(w.dir, f)) for w in writers.values() for f in os.listdir(w.dir))
+    manifests = [bk.read_manifest(bdir, *_tp_of(k)) for k in sorted(targets)]
+    incomplete = [f"{m['topic']}/{m['partition']}" for m in manifests if not m["complete"]]
+    if incomplete:
+        raise bk.BackupError(f"partitions not finished: {', '.join(incomplete)}; run the command again to go on")
+    records = sum(m["records"] for m in manifests)
+    data_bytes = sum(m["bytes"] for m in manifests)
+    stored = sum(os.path.getsize(os.path.join(d, f)) for d in
+                 {bk.partition_dir(bdir, m["topic"], m["partition"]) for m in manifests} for f in os.listdir(d))
+    count = sum(r["read"] for r in results)
     info.update(status="complete", completed=_now_iso(),
                 totals={"records": records, "bytes": data_bytes, "stored_bytes": stored,
-                        "partitions": len(writers), "read_this_run": count, "read_seconds": round(seconds, 3),
-                        "seconds": round(time.monotonic() - t0, 3)})
+                        "partitions": len(manifests), "read_this_run": count, "read_seconds": round(seconds, 3),
+                        "seconds": round(time.monotonic() - t0, 3), "processes": len(jobs),
+                        "peak_rss_kib": _peak_rss_kib() + (sum(r["peak_rss_kib"] for r in results)
+                                                           if len(jobs) > 1 else 0),
+                        "peak_rss_kib_by_process": [_peak_rss_kib()] + ([r["peak_rss_kib"] for r in results]
+                                                                        if len(jobs) > 1 else [])})
     bk.write_json(os.path.join(bdir, "backup.json"), info)
     progress(f"backup {info['id']}: complete: {records:,} records, {bk.human_bytes(data_bytes)} of keys, values and "
-             f"headers in {bk.human_bytes(stored)}, {len(writers)} partitions", force=True)
+             f"headers in {bk.human_bytes(stored)}, {len(manifests)} partitions", force=True)
     return info
 
 
@@ -498,16 +564,20 @@ def _verify_live(root, chain, conf, say):
             ranges[tp] = (p["base"], p["base"] + p["total"])
             expect[tp] = (bk.ZERO_DIGEST, p["total"], last["digest"])
         mode = f"the restored cluster {live_id}, from where the restore began"
-    got = {tp: [e[0], 0] for tp, e in expect.items()}
+    got = {tp: [bytes.fromhex(e[0]), 0] for tp, e in expect.items()}
 
-    def on_record(tp, record):
-        got[tp][0] = bk.chain(got[tp][0], record)
-        got[tp][1] += 1
+    def sink(tp):
+        g = got[tp]
 
-    read_partitions(conf, ranges, on_record, lambda tp, end: None, name="verify")
+        def add(_offset, ts, ts_type, key, value, headers):
+            g[0] = bk.chain_raw(g[0], ts, ts_type, key, value, headers)
+            g[1] += 1
+        return add
+
+    read_partitions(conf, ranges, {tp: sink(tp) for tp in got}, lambda tp, end: None, name="verify")
     for tp in sorted(expect):
         _, want_count, want_digest = expect[tp]
-        digest, count = got[tp]
+        digest, count = got[tp][0].hex(), got[tp][1]
         if (digest, count) != (want_digest, want_count):
             problems.append(f"{_tp_key(tp)}: live {count} records, digest {digest[:16]}; backup {want_count} records, "
                             f"digest {want_digest[:16]}")
@@ -518,12 +588,6 @@ def _verify_live(root, chain, conf, say):
 # --------------------------------------------------------------------------------------------------
 # restore
 # --------------------------------------------------------------------------------------------------
-
-
-def _partition_records(root, chain, topic, partition):
-    for bdir, m in bk.partition_manifests(root, chain, topic, partition):
-        for _, records in bk.iter_chunks(bdir, m):
-            yield from records
 
 
 def _records_held(backend, tps):
@@ -538,8 +602,9 @@ def _high_watermarks(backend, tps):
 
 
 def restore(conf, root, backup_id=None, topics=None, existing="refuse", passwords=None, users=True, acls=True,
-            quotas=True, groups=True, out=None):
-    """Restores a backup (and its chain) into the cluster of ``conf``; returns a summary dict."""
+            quotas=True, groups=True, out=None, workers=None):
+    """Restores a backup (and its chain) into the cluster of ``conf``; returns a summary dict. ``workers``:
+    processes that write partitions side by side (default: one per core; 1 writes from this process)."""
     say = out or (lambda line: None)
     progress = Progress(out)
     info = bk.resolve(root, backup_id)
@@ -558,8 +623,10 @@ def restore(conf, root, backup_id=None, topics=None, existing="refuse", password
         raise bk.BackupError(f"no password for the SCRAM user(s) {', '.join(missing)}: Kafka never gives passwords "
                              "back, so a restore takes them from the vault (--passwords FILE, YAML 'user: password'), "
                              "or pass --skip-users to restore without users")
-    backend = open_admin(conf)
+    workers = backup_parallel.cores() if workers is None else max(int(workers), 1)
     t0 = time.monotonic()
+    pool = backup_parallel.Pool(workers if workers > 1 else 0)  # they start while the checks run
+    backend = open_admin(conf)
     try:
         cluster = cluster_info(backend)
         target = cluster["cluster_id"]
@@ -612,13 +679,15 @@ def restore(conf, root, backup_id=None, topics=None, existing="refuse", password
                 state["partitions"][key] = {"base": ends[tp], "total": total, "done": False}
         bk.write_json(state_path, state)
         t_write = time.monotonic()
-        summary["records_written"] = _write_records(conf, root, chain, meta, tps, state, ends, state_path, progress)
+        summary["records_written"] = _write_records(pool, workers, conf, root, chain, meta, tps, state, ends,
+                                                    state_path, progress)
         summary["write_seconds"] = round(time.monotonic() - t_write, 3)
         if groups:
             summary["groups"] = _restore_groups(backend, root, chain, bdir, state, state_path, plan, say)
         state["complete"] = True
         bk.write_json(state_path, state)
     finally:
+        pool.close()
         backend.close()
     summary["seconds"] = round(time.monotonic() - t0, 3)
     progress(f"restore of {info['id']} into {target}: {summary['records_written']:,} records written, "
@@ -635,70 +704,126 @@ def _wait_for_topics(backend, want, timeout=60):
         if time.monotonic() > deadline:
             raise bk.BackupError(f"topics not visible after {timeout}s: "
                                  f"{', '.join(n for n, p in want.items() if topics.get(n) != p)}")
-        time.sleep(0.5)
+        time.sleep(0.1)
 
 
-def _write_records(conf, root, chain, meta, tps, state, ends, state_path, progress):
-    ck, _ = _ck()
-    todo = []
+def _write_records(pool, workers, conf, root, chain, meta, tps, state, ends, state_path, progress):
+    """Writes what each partition of ``tps`` still lacks, the partitions shared among ``workers`` processes
+    (one producer each); a partition is marked done in the state file once every record is acknowledged."""
+    todo = {}
     for tp in tps:
-        p = state["partitions"][_tp_key(tp)]
+        key = _tp_key(tp)
+        p = state["partitions"][key]
         written = ends[tp] - p["base"]
         if written > p["total"]:
-            raise bk.BackupError(f"{_tp_key(tp)} holds {written} records since the restore began, the backup has "
+            raise bk.BackupError(f"{key} holds {written} records since the restore began, the backup has "
                                  f"{p['total']}: something else wrote to it; restore into an empty topic")
         if written == p["total"]:
             p["done"] = True
         else:
-            todo.append((tp, written))
+            todo[key] = (written, p["total"])
+    bk.write_json(state_path, state)
     if not todo:
-        bk.write_json(state_path, state)
+        pool.close()
         return 0
-    limit = max(int(meta[t]["configs"].get("max.message.bytes", 1048588)) for (t, _), _ in todo)
+    limit = max(int(meta[_tp_of(k)[0]]["configs"].get("max.message.bytes", 1048588)) for k in todo)
+    bins = backup_parallel.balance({k: total - skip for k, (skip, total) in todo.items()}, workers)
+    jobs = [("write", {"conf": conf, "root": root, "chain": chain, "limit": limit,
+                       "parts": [(k, todo[k][0], todo[k][1]) for k in keys]}) for keys in bins]
+    written, t0 = [0] * len(jobs), time.monotonic()
+
+    def on_message(i, message):
+        if message.get("kind") == "partition_done":
+            state["partitions"][message["partition"]]["done"] = True
+            bk.write_json(state_path, state)
+        elif message.get("kind") == "progress":
+            written[i] = message["written"]
+            n = sum(written)
+            progress(f"restore: {n:,} records written ({n / max(time.monotonic() - t0, 1e-6):,.0f}/s) by "
+                     f"{len(jobs)} process(es)")
+
+    try:
+        results = pool.run(jobs, on_message)
+    except backup_parallel.JobError as exc:
+        raise bk.BackupError(str(exc)) from None
+    bk.write_json(state_path, state)
+    return sum(r["written"] for r in results)
+
+
+def _producer_conf(conf, limit):
     c = dict(_client(conf))
-    c.update({"enable.idempotence": True, "acks": "all", "linger.ms": 20, "compression.type": "lz4",
-              "message.max.bytes": max(limit, 1_000_000) + 64 * 1024, "batch.size": 1_000_000,
-              "queue.buffering.max.kbytes": 262_144, "client.id": "kafka-metal-restore"})
-    producer = ck.Producer(c)
-    failures = []
+    c.update({"logger": _CLIENT_LOG, "enable.idempotence": True, "acks": "all", "linger.ms": 20,
+              "compression.type": "lz4", "message.max.bytes": max(limit, 1_000_000) + 64 * 1024,
+              "batch.size": 1_000_000, "queue.buffering.max.kbytes": 262_144, "client.id": "kafka-metal-restore"})
+    return c
 
-    def delivered(err, _msg):
-        if err is not None:
-            failures.append(err)
 
-    written_total, t0 = 0, time.monotonic()
-    for tp, skip in todo:
-        n = 0
-        for record in _partition_records(root, chain, *tp):
-            n += 1
-            if n <= skip:
-                continue
-            kwargs = {"partition": tp[1], "key": record.key, "value": record.value, "on_delivery": delivered}
-            if record.headers:
-                kwargs["headers"] = record.headers
-            if record.timestamp_type == bk.TIMESTAMP_CREATE and record.timestamp > 0:
-                kwargs["timestamp"] = record.timestamp
-            while True:
-                try:
-                    producer.produce(tp[0], **kwargs)
+def write_job(send, conf, root, chain, parts, limit):
+    """A worker's part of a restore: ``parts`` are ``[("topic/partition", records already written, records in
+    the backup)]``; one idempotent producer writes them in order, chunk by chunk, without waiting between
+    partitions. Sends ``{"kind": "partition_done", "partition": ...}`` when every record of a partition is
+    acknowledged and ``{"kind": "progress", "written": n}`` about every second."""
+    ck, _ = _ck()
+    producer = ck.Producer(_producer_conf(conf, limit))
+    produce, poll = producer.produce, producer.poll
+    failures, produced, acked, finished = [], {}, {}, []
+    written, sent = 0, time.monotonic()
+
+    def report_done():
+        for key in list(finished):
+            if acked[key][0] >= produced[key]:
+                finished.remove(key)
+                send({"kind": "partition_done", "partition": key})
+
+    for key, skip, total in parts:
+        topic, partition = _tp_of(key)
+        produced[key], count = total - skip, [0]
+        acked[key] = count
+
+        def delivered(err, _msg, count=count, key=key):
+            if err is None:
+                count[0] += 1
+            else:
+                failures.append((key, err))
+
+        for bdir, manifest in bk.partition_manifests(root, chain, topic, partition):
+            for chunk in manifest["chunks"]:
+                if skip >= chunk["records"]:
+                    skip -= chunk["records"]
+                    continue
+                records = bk.read_chunk(bdir, manifest, chunk, raw=True)
+                if skip:
+                    records, skip = records[skip:], 0
+                for _offset, ts, ts_type, k, v, headers in records:
+                    ts = ts if ts_type == bk.TIMESTAMP_CREATE and ts > 0 else 0
+                    while True:
+                        try:
+                            produce(topic, v, k, partition, on_delivery=delivered, timestamp=ts,
+                                    headers=headers or None)
+                            break
+                        except BufferError:
+                            poll(0.05)
+                written += len(records)
+                poll(0)
+                if failures:
                     break
-                except BufferError:
-                    producer.poll(0.05)
-            producer.poll(0)
-            written_total += 1
+                report_done()
+                if time.monotonic() - sent >= 1:
+                    sent = time.monotonic()
+                    send({"kind": "progress", "written": written})
             if failures:
                 break
-            progress(f"restore: {written_total:,} records written "
-                     f"({written_total / max(time.monotonic() - t0, 1e-6):,.0f}/s), now {_tp_key(tp)}")
-        remaining = producer.flush(300)
-        if failures or remaining:
-            err = failures[0] if failures else None
-            detail = f"{err.name()}: {err.str()}" if err is not None else f"{remaining} records not acknowledged"
-            raise bk.BackupError(f"writing {_tp_key(tp)} failed ({detail}); run the restore again to go on from "
-                                 "the last acknowledged record")
-        state["partitions"][_tp_key(tp)]["done"] = True
-        bk.write_json(state_path, state)
-    return written_total
+        finished.append(key)
+        if failures:
+            break
+    remaining = producer.flush(300)
+    if failures or remaining:
+        where, err = failures[0] if failures else (None, None)
+        detail = f"{where}: {err.name()}: {err.str()}" if err is not None else f"{remaining} records not acknowledged"
+        raise bk.BackupError(f"writing records failed ({detail}); run the restore again to go on from the last "
+                             "acknowledged record")
+    report_done()
+    return {"written": written, "peak_rss_kib": _peak_rss_kib()}
 
 
 _RETRIABLE_GROUP_ERRORS = {"COORDINATOR_LOAD_IN_PROGRESS", "NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE",

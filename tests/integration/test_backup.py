@@ -35,7 +35,7 @@ from local_kafka import NEEDS_JAVA, VENV_BIN, LocalKafka, free_port, scram_node 
 
 ensure_collection_path()
 from ansible_collections.metal.kafka.plugins.module_utils import backup as bk  # noqa: E402
-from ansible_collections.metal.kafka.plugins.module_utils import backup_kafka, wire  # noqa: E402
+from ansible_collections.metal.kafka.plugins.module_utils import backup_kafka, backup_parallel, wire  # noqa: E402
 
 # a real Kafka from the distribution `kafka-metal dist build` assembles from Maven Central
 pytestmark = [NEEDS_JAVA, pytest.mark.maven]
@@ -343,7 +343,13 @@ def kafka(tmp_path_factory):
 
 
 def chunk_count(root):
-    return sum(1 for _ in Path(root).glob("*/data/*/*/*.rec.gz"))
+    return sum(1 for _ in Path(root).glob("*/data/*/*/*.rec.*"))
+
+
+def workers_alive():
+    """Worker processes of a backup or restore still running (a killed command must leave none)."""
+    out = subprocess.run(["pgrep", "-f", "backup_parallel.child_main"], capture_output=True, text=True).stdout
+    return out.split()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -444,6 +450,8 @@ def test_backup_under_writes_wipe_restore_loses_nothing(kafka, tmp_path):
     assert not writer.errors and writer.acked > 100, (writer.acked, writer.errors)
     full = bk.latest(str(root))
     assert full["kind"] == "full" and "complete" in out, out
+    # the partitions were shared among one process per core (each partition written by one of them)
+    assert full["totals"]["processes"] == min(backup_parallel.cores(), len(full["targets"])), full["totals"]
     orders_end = {int(k.rpartition("/")[2]): t["end"] for k, t in full["targets"].items() if k.startswith("orders/")}
     after = end_offsets(kafka, "orders", 6)
     assert sum(after) > sum(orders_end.values()), "the writer wrote nothing after the backup point"
@@ -458,8 +466,12 @@ def test_backup_under_writes_wipe_restore_loses_nothing(kafka, tmp_path):
     deadline = time.monotonic() + 120
     while chunk_count(killed_root) < 4 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.kill(proc.pid, signal.SIGKILL)  # the command only: its worker processes must die with it
     proc.wait()
+    deadline = time.monotonic() + 10
+    while workers_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not workers_alive(), "worker processes outlived the killed backup"
     interrupted = bk.list_backups(str(killed_root))
     assert len(interrupted) == 1 and interrupted[0]["status"] == "running", "the kill came too late to test a resume"
     out = cli("create", "--dir", killed_root, "--bootstrap-server", kafka.bootstrap, "--command-config", cfg,
@@ -600,3 +612,50 @@ def test_backup_under_writes_wipe_restore_loses_nothing(kafka, tmp_path):
     assert again["records_written"] == 0
     assert {t: end_offsets(kafka, t, n) for t, n in TOPICS.items()} == ends
     assert committed(kafka, "caught-up")[("orders", 0)] == 1
+
+
+FORMAT1 = Path(__file__).resolve().parents[1] / "fixtures" / "backup-format1"
+
+
+def stored_records(root, chain, topic, partition):
+    """The records a chain holds for a partition, as :func:`read_all` gives them (offsets: the source's)."""
+    out = []
+    for bdir, m in bk.partition_manifests(str(root), chain, topic, partition):
+        for _, records in bk.iter_chunks(bdir, m):
+            out += [(r.offset, r.key, r.value, tuple(r.headers), r.timestamp_type, r.timestamp) for r in records]
+    return out
+
+
+def test_a_backup_written_before_zstd_chunks_verifies_and_restores(kafka, tmp_path):
+    """Backups of format 1 (gzip chunks, written by the previous version: a full one and an incremental one,
+    with create-time and log-append-time topics, null keys and values, headers, an aborted transaction and a
+    group's offsets) verify and restore with the same digests, and the group resumes at the same records."""
+    root = tmp_path / "format1"
+    shutil.copytree(FORMAT1, root)
+    out = cli("verify", "--dir", root)
+    assert "problem" not in out.lower(), out
+    info = bk.resolve(str(root))
+    chain = bk.chain_of(str(root), info)
+    assert [b["format"] for b in chain] == [1, 1] and chain[0]["kind"] == "full"
+    assert not any(p.suffix == ".zst" for p in root.rglob("*.rec.*")), "the fixture holds format-1 chunks only"
+    topics = bk.read_json(str(root / info["id"] / "metadata" / "topics.json"))
+    summary = cli("restore", "--dir", root, "--bootstrap-server", kafka.bootstrap, "--command-config",
+                  kafka.command_config, "--json")
+    assert summary["records_written"] == sum(t["records"] for t in [chain[0]["totals"], chain[1]["totals"]])
+    for topic, d in topics.items():
+        restored = read_all(kafka, topic, d["partitions"])
+        for p in range(d["partitions"]):
+            want = stored_records(root, chain, topic, p)
+            with_time = topic != "legacy-stamped"  # LogAppendTime: the broker stamps the time again
+            assert content(restored[p], with_time) == content(want, with_time), f"{topic}/{p} differs"
+    tx = read_all(kafka, "legacy-tx", 1, isolation="read_uncommitted")[0]
+    assert len(tx) == 30 and not any(r[2].startswith(b"a1-") for r in tx), "aborted records restored"
+    _, problems, notes = backup_kafka.verify(str(root), conf=conf(kafka))
+    assert not problems and not notes, (problems, notes)
+    groups = bk.read_json(str(root / info["id"] / "metadata" / "groups.json"))
+    now = committed(kafka, "legacy-group")
+    for topic, parts in groups["legacy-group"]["offsets"].items():
+        restored = read_all(kafka, topic, topics[topic]["partitions"])
+        for p, (offset, _meta) in parts.items():
+            source = stored_records(root, chain, topic, int(p))
+            assert record_at(restored[int(p)], now[(topic, int(p))]) == record_at(source, offset), (topic, p)

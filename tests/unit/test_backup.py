@@ -8,6 +8,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import shutil
 import stat
 import struct
 
@@ -22,6 +24,9 @@ from kafka_metal import main  # noqa: E402
 
 Z = bk.ZERO_DIGEST
 T0 = 1_700_000_000_000
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+GZIP_MAGIC = b"\x1f\x8b"
+FORMAT1 = os.path.join(os.path.dirname(__file__), os.pardir, "fixtures", "backup-format1")
 
 
 def rec(offset, value=b"v", key=None, ts=T0, ts_type=bk.TIMESTAMP_CREATE, headers=()):
@@ -198,7 +203,7 @@ def test_writer_chunks_by_record_count(tmp_path):
     m = bk.read_manifest(str(tmp_path), "orders", 0)
     assert m == w.manifest
     assert [(c["first"], c["last"], c["records"]) for c in m["chunks"]] == [(0, 2, 3), (3, 5, 3), (6, 6, 1)]
-    assert m["chunks"][0]["file"] == f"{0:020d}-{2:020d}.rec.gz"
+    assert m["chunks"][0]["file"] == f"{0:020d}-{2:020d}.rec.zst" and m["chunks"][0]["codec"] == "zstd"
     assert (m["topic"], m["partition"], m["start"], m["end"]) == ("orders", 0, 0, 7)
     assert (m["next"], m["records"], m["complete"], m["gap"]) == (7, 7, True, None)
     assert m["bytes"] == sum(len(bk.encode(r)) for r in recs)
@@ -209,7 +214,9 @@ def test_writer_chunks_by_record_count(tmp_path):
     for c in m["chunks"]:
         path = os.path.join(w.dir, c["file"])
         assert c["sha256"] == bk.file_sha256(path)
-        assert bk.decode_all(gzip.decompress(open(path, "rb").read())) == recs[c["first"]:c["last"] + 1]
+        data = open(path, "rb").read()
+        assert data.startswith(ZSTD_MAGIC)
+        assert bk.decode_all(bk.decompress(data, "zstd")) == recs[c["first"]:c["last"] + 1]
     assert sorted(os.listdir(w.dir)) == sorted([c["file"] for c in m["chunks"]] + ["manifest.json"])
     assert [r for _, rs in bk.iter_chunks(str(tmp_path), m) for r in rs] == recs
     assert bk.verify_partition(str(tmp_path), m) == []
@@ -313,15 +320,15 @@ def test_resume_after_a_crash_drops_orphans_and_gives_the_same_digest(tmp_path):
     saved = open(w.path, "rb").read()
     for r in recs[2:5]:
         w.add(r)  # chunk 2-3 written, 4 buffered
-    orphan = f"{2:020d}-{3:020d}.rec.gz"
+    orphan = f"{2:020d}-{3:020d}.rec.zst"
     assert os.path.exists(os.path.join(w.dir, orphan))
     with open(w.path, "wb") as f:  # as if the process died between the chunk's rename and the manifest's
         f.write(saved)
-    open(os.path.join(w.dir, f"{4:020d}-{5:020d}.rec.gz.tmp-12345"), "wb").close()
+    open(os.path.join(w.dir, f"{4:020d}-{5:020d}.rec.zst.tmp-12345"), "wb").close()
     del w
 
     w = bk.PartitionWriter(str(bdir), "orders", 0, 0, 10, chunk_records=2)
-    assert sorted(os.listdir(w.dir)) == sorted(["manifest.json", f"{0:020d}-{1:020d}.rec.gz"])
+    assert sorted(os.listdir(w.dir)) == sorted(["manifest.json", f"{0:020d}-{1:020d}.rec.zst"])
     assert (w.next_offset, w.manifest["records"]) == (2, 2)
     assert w.manifest["digest"] == bk.chain_all(Z, recs[:2])
     for r in recs:  # the reader starts again at next; earlier offsets are ignored anyway
@@ -401,8 +408,9 @@ def stored(tmp_path):
 
 
 def rewrite_chunk(w, index, recs, fix_sha=True):
+    """Replaces a chunk's records, compressed with the chunk's codec (``fix_sha``: and its sha256 in the manifest)."""
     chunk = w.manifest["chunks"][index]
-    data = gzip.compress(b"".join(bk.encode(r) for r in recs))
+    data = bk.compress(b"".join(bk.encode(r) for r in recs), chunk.get("codec", "gzip"))
     with open(os.path.join(w.dir, chunk["file"]), "wb") as f:
         f.write(data)
     if fix_sha:
@@ -415,7 +423,7 @@ def test_iter_chunks_detects_a_changed_chunk(stored):
     m = rewrite_chunk(w, 1, [rec(3, b"evil"), rec(4), rec(5)], fix_sha=False)
     it = bk.iter_chunks(bdir, m)
     next(it)
-    with pytest.raises(bk.BackupError, match=r"00000000000000000003-00000000000000000005\.rec\.gz: sha256 differs"):
+    with pytest.raises(bk.BackupError, match=r"00000000000000000003-00000000000000000005\.rec\.zst: sha256 differs"):
         next(it)
     assert len(list(bk.iter_chunks(bdir, m, check=False))) == 3
 
@@ -460,7 +468,7 @@ def test_verify_reports_changed_records_even_with_a_matching_sha256(stored):
     bdir, w = stored
     m = rewrite_chunk(w, 1, [rec(3, b"evil"), rec(4), rec(5)])
     problems = bk.verify_partition(bdir, m)
-    assert any("00000000000000000003-00000000000000000005.rec.gz: digest after the chunk differs" in p
+    assert any("00000000000000000003-00000000000000000005.rec.zst: digest after the chunk differs" in p
                for p in problems)
     assert any(p.startswith("orders/0: digest ") and "differs from the manifest's" in p for p in problems)
 
@@ -486,12 +494,12 @@ def test_verify_reports_a_decoding_failure_as_a_problem(stored):
     bdir, w = stored
     chunk = w.manifest["chunks"][0]
     raw = b"".join(bk.encode(r) for r in records(range(3)))
-    data = gzip.compress(raw[:-5])
+    data = bk.compress(raw[:-5], chunk["codec"])
     with open(os.path.join(w.dir, chunk["file"]), "wb") as f:
         f.write(data)
     chunk["sha256"] = hashlib.sha256(data).hexdigest()
     problems = bk.verify_partition(bdir, w.manifest)
-    assert len(problems) == 1 and problems[0].startswith("orders/0: ")
+    assert len(problems) == 1 and problems[0].startswith("orders/0: ") and "ends inside a record" in problems[0]
 
 
 def test_verify_reports_a_wrong_manifest_digest(stored):
@@ -520,6 +528,264 @@ def test_verify_reports_an_incomplete_manifest(tmp_path):
         w.add(r)
     w.flush()
     assert bk.verify_partition(str(tmp_path), w.manifest) == ["orders/0: not complete (next offset 4 of 9)"]
+
+
+# --- codecs, raw records, format 1 ----------------------------------------------------------------
+
+# (offset, timestamp, timestamp type, key, value, headers) as a consumer gives them
+RAW = [
+    (0, T0, bk.TIMESTAMP_CREATE, b"k", b"v", [("h", b"1")]),
+    (1, T0 + 5, bk.TIMESTAMP_CREATE, None, b"no key", None),
+    (2, T0 + 6, bk.TIMESTAMP_CREATE, b"tomb", None, []),
+    (3, T0 + 7, bk.TIMESTAMP_LOG_APPEND, b"k", b"", [("none", None), ("empty", b"")]),
+    (4, -1, 0, None, None, None),
+    (5, T0 + 9, bk.TIMESTAMP_LOG_APPEND, b"", b"x" * 300, [("dup", b"1"), ("dup", b"2")]),
+    (7, T0 + 10, bk.TIMESTAMP_CREATE, b"k7", b"after a gap", [("ünï-✓", b"\x00\xff")]),
+]
+
+
+def fields(r):
+    return (r.offset, r.timestamp, r.timestamp_type, r.key, r.value, r.headers)
+
+
+def raw_records():
+    return [bk.Record(*t) for t in RAW]
+
+
+def test_compress_round_trips_with_both_codecs_and_refuses_others():
+    raw = b"".join(bk.encode(r) for r in raw_records())
+    assert bk.compress(raw).startswith(ZSTD_MAGIC) and bk.compress(raw, "zstd") == bk.compress(raw)
+    assert bk.compress(raw, "gzip").startswith(GZIP_MAGIC)
+    for codec in ("zstd", "gzip"):
+        assert bk.decompress(bk.compress(raw, codec), codec) == raw
+        assert bk.decompress(bk.compress(b"", codec), codec) == b""
+    with pytest.raises(bk.BackupError, match="unknown chunk codec 'lz4'"):
+        bk.compress(raw, "lz4")
+    with pytest.raises(bk.BackupError, match="unknown chunk codec 'lz4': written by a newer kafka-metal"):
+        bk.decompress(raw, "lz4")
+
+
+def test_add_raw_and_add_write_the_same_chunks_and_digest_as_chain(tmp_path):
+    recs = raw_records()
+    base = bk.chain(Z, rec(0, b"parent"))
+    by_add = bk.PartitionWriter(str(tmp_path / "add"), "orders", 0, 0, 8, base_digest=base, chunk_records=3)
+    by_raw = bk.PartitionWriter(str(tmp_path / "raw"), "orders", 0, 0, 8, base_digest=base, chunk_records=3)
+    for r, t in zip(recs, RAW, strict=True):
+        by_add.add(r)
+        by_raw.add_raw(*t)
+    by_raw.add_raw(9, T0, bk.TIMESTAMP_CREATE, b"k", b"outside the range", None)  # ignored, as add does
+    by_raw.add_raw(3, T0, bk.TIMESTAMP_CREATE, b"k", b"already stored", None)
+    by_add.flush(complete=True)
+    by_raw.flush(complete=True)
+    m = by_raw.manifest
+    assert m == by_add.manifest
+    assert [(c["first"], c["last"]) for c in m["chunks"]] == [(0, 2), (3, 5), (7, 7)]
+    assert m["digest"] == bk.chain_all(base, recs) == functools.reduce(bk.chain, recs, base)
+    assert [c["digest_after"] for c in m["chunks"]] == [bk.chain_all(base, recs[:3]), bk.chain_all(base, recs[:6]),
+                                                        bk.chain_all(base, recs)]
+    assert m["bytes"] == sum(len(bk.encode(r)) for r in recs)
+    for c in m["chunks"]:
+        data = open(os.path.join(by_raw.dir, c["file"]), "rb").read()
+        assert data == open(os.path.join(by_add.dir, c["file"]), "rb").read()
+        chunk_recs = [r for r in recs if c["first"] <= r.offset <= c["last"]]
+        assert bk.decompress(data, "zstd") == b"".join(bk.encode(r) for r in chunk_recs)
+    assert [r for _, rs in bk.iter_chunks(str(tmp_path / "raw"), m) for r in rs] == recs
+    assert bk.verify_partition(str(tmp_path / "raw"), m) == []
+
+
+def test_chain_raw_equals_chain():
+    d = bk.chain(Z, rec(0, b"parent"))
+    for r, t in zip(raw_records(), RAW, strict=True):
+        nxt = bk.chain_raw(bytes.fromhex(d), *t[1:])
+        assert isinstance(nxt, bytes) and nxt.hex() == bk.chain(d, r)
+        assert nxt == hashlib.sha256(bytes.fromhex(d) + bk.content_bytes(r)).digest()
+        d = nxt.hex()
+    assert d == bk.chain_all(bk.chain(Z, rec(0, b"parent")), raw_records())
+    assert bk.chain_raw(bytes(32), T0, 1, b"k", b"v", None) == bk.chain_raw(bytes(32), T0, 1, b"k", b"v", [])
+    assert bk.chain_raw(bytes(32), T0, 2, b"k", b"v", None) == bk.chain_raw(bytes(32), T0 + 1, 2, b"k", b"v", None)
+    assert bk.chain_raw(bytes(32), T0, 1, b"k", b"v", None) != bk.chain_raw(bytes(32), T0 + 1, 1, b"k", b"v", None)
+    assert bk.chain_raw(bytes(32), T0, 1, None, b"v", None) != bk.chain_raw(bytes(32), T0, 1, b"", b"v", None)
+    assert bk.chain_raw(bytes(32), T0, 1, b"k", None, None) != bk.chain_raw(bytes(32), T0, 1, b"k", b"", None)
+
+
+def test_decode_raw_gives_the_fields_of_decode_all():
+    recs = raw_records()
+    data = b"".join(bk.encode(r) for r in recs)
+    out = bk.decode_raw(data)
+    assert out == [fields(r) for r in bk.decode_all(data)]
+    assert out == [t[:5] + (list(t[5] or []),) for t in RAW]
+    assert all(isinstance(t, tuple) and len(t) == 6 for t in out)
+    assert (out[1][3], out[2][4], out[3][4], out[3][5]) == (None, None, b"", [("none", None), ("empty", b"")])
+    assert bk.decode_raw(b"") == []
+    _, cut_data, bounds = _cuts()
+    for cut in range(len(cut_data)):
+        if cut in bounds:
+            assert bk.decode_raw(cut_data[:cut]) == [fields(r) for r in bk.decode_all(cut_data[:cut])]
+        else:
+            with pytest.raises(bk.BackupError, match="ends inside a record"):
+                bk.decode_raw(cut_data[:cut])
+
+
+def test_read_chunk_raw_gives_the_fields_of_its_records(stored):
+    bdir, w = stored
+    for chunk in w.manifest["chunks"]:
+        assert bk.read_chunk(bdir, w.manifest, chunk, raw=True) == [fields(r) for r in
+                                                                     bk.read_chunk(bdir, w.manifest, chunk)]
+    assert [t for _, ts in bk.iter_chunks(bdir, w.manifest, raw=True) for t in ts] == \
+        [fields(r) for r in records(range(9))]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda d: d[: len(d) // 2], lambda d: d[:-1], lambda d: b"", lambda d: b"not zstd at all",
+     lambda d: gzip.compress(bk.decompress(d, "zstd"))],
+    ids=["half", "last-byte-gone", "empty", "not-zstd", "gzip-in-a-zstd-entry"],
+)
+def test_verify_reports_a_damaged_zstd_chunk_as_a_problem(stored, damage):
+    bdir, w = stored
+    chunk = w.manifest["chunks"][1]
+    path = os.path.join(w.dir, chunk["file"])
+    data = damage(open(path, "rb").read())
+    with open(path, "wb") as f:
+        f.write(data)
+    chunk["sha256"] = hashlib.sha256(data).hexdigest()  # the sha check passes: decompressing must catch it
+    with pytest.raises(bk.BackupError, match=rf"{re.escape(chunk['file'])}: not a whole zstd chunk"):
+        bk.read_chunk(bdir, w.manifest, chunk)
+    problems = bk.verify_partition(bdir, w.manifest)
+    assert len(problems) == 1 and problems[0].startswith("orders/0: ") and "not a whole zstd chunk" in problems[0]
+
+
+def test_verify_reports_a_chunk_under_the_wrong_or_an_unknown_codec(stored):
+    bdir, w = stored
+    chunk = w.manifest["chunks"][0]
+    del chunk["codec"]  # a format-1 entry: read as gzip
+    problems = bk.verify_partition(bdir, w.manifest)
+    assert len(problems) == 1 and "not a whole gzip chunk" in problems[0]
+    chunk["codec"] = "lz4"
+    problems = bk.verify_partition(bdir, w.manifest)
+    assert len(problems) == 1 and "unknown chunk codec 'lz4'" in problems[0]
+    chunk["codec"] = "zstd"
+    assert bk.verify_partition(bdir, w.manifest) == []
+
+
+def test_a_format_1_running_backup_resumed_mixes_gzip_and_zstd_chunks(tmp_path):
+    recs = records(range(10))
+    bdir = str(tmp_path)
+    pdir = bk.partition_dir(bdir, "orders", 0)
+    bk.makedirs(pdir)
+    raw = b"".join(bk.encode(r) for r in recs[:5])
+    data = gzip.compress(raw)
+    gz = f"{0:020d}-{4:020d}.rec.gz"
+    bk.write_atomic(os.path.join(pdir, gz), data)
+    bk.write_json(os.path.join(pdir, "manifest.json"), {  # as format 1 left it: no codec in the chunk's entry
+        "topic": "orders", "partition": 0, "start": 0, "end": 10, "next": 5, "records": 5, "bytes": len(raw),
+        "base_digest": Z, "base_records": 0, "digest": bk.chain_all(Z, recs[:5]), "complete": False, "gap": None,
+        "chunks": [{"file": gz, "first": 0, "last": 4, "records": 5, "sha256": hashlib.sha256(data).hexdigest(),
+                    "digest_after": bk.chain_all(Z, recs[:5])}]})
+    w = bk.PartitionWriter(bdir, "orders", 0, 0, 10)
+    assert w.next_offset == 5
+    for r in recs:
+        w.add(r)
+    w.flush(complete=True)
+    m = bk.read_manifest(bdir, "orders", 0)
+    zst = f"{5:020d}-{9:020d}.rec.zst"
+    assert [(c["file"], c.get("codec")) for c in m["chunks"]] == [(gz, None), (zst, "zstd")]
+    assert sorted(os.listdir(pdir)) == sorted([gz, zst, "manifest.json"])
+    assert open(os.path.join(pdir, zst), "rb").read().startswith(ZSTD_MAGIC)
+    assert (m["records"], m["digest"], m["bytes"]) == (10, bk.chain_all(Z, recs), sum(len(bk.encode(r)) for r in recs))
+    assert bk.verify_partition(bdir, m) == []
+    assert [r for _, rs in bk.iter_chunks(bdir, m) for r in rs] == recs
+    assert [t for _, ts in bk.iter_chunks(bdir, m, raw=True) for t in ts] == [fields(r) for r in recs]
+    assert bk.translate_committed([(bdir, m)], 7, 100) == 107
+
+
+FULL1, INC1 = "20261206T083545Z", "20261206T083546Z"
+
+
+@pytest.fixture
+def format1(tmp_path):
+    """A copy of two backups the previous kafka-metal (format 1, gzip chunks) wrote: a full one and its child."""
+    root = tmp_path / "backups"
+    shutil.copytree(FORMAT1, root)
+    return str(root)
+
+
+def partitions_of(info):
+    return [(t, p) for t in sorted(info["topics"]) for p in range(info["topics"][t]["partitions"])]
+
+
+def test_format_1_backups_still_verify_and_read(format1):
+    root = format1
+    assert bk.backup_ids(root) == [FULL1, INC1]
+    full, inc = bk.load(root, FULL1), bk.load(root, INC1)
+    assert (full["format"], inc["format"], inc["parent"]) == (1, 1, FULL1)
+    assert [b["id"] for b in bk.chain_of(root, full)] == [FULL1]
+    chain = bk.chain_of(root, inc)
+    assert [b["id"] for b in chain] == [FULL1, INC1]
+    assert bk.resolve(root)["id"] == INC1
+    tps = partitions_of(full)
+    assert tps == partitions_of(inc) and len(tps) == 5
+    seen = []
+    for info in chain:
+        bdir = os.path.join(root, info["id"])
+        count = size = 0
+        for topic, partition in tps:
+            m = bk.read_manifest(bdir, topic, partition)
+            assert bk.verify_partition(bdir, m) == [], (info["id"], topic, partition)
+            stored_recs = []
+            for chunk, recs in bk.iter_chunks(bdir, m):
+                assert "codec" not in chunk and chunk["file"].endswith(".rec.gz")
+                assert open(os.path.join(bk.partition_dir(bdir, topic, partition), chunk["file"]), "rb").read() \
+                    .startswith(GZIP_MAGIC)
+                assert (recs[0].offset, recs[-1].offset, len(recs)) == (chunk["first"], chunk["last"],
+                                                                       chunk["records"])
+                assert bk.read_chunk(bdir, m, chunk, raw=True) == [fields(r) for r in recs]
+                stored_recs += recs
+            offsets = [r.offset for r in stored_recs]
+            assert offsets == sorted(set(offsets)) and all(m["start"] <= o < m["end"] for o in offsets)
+            assert len(stored_recs) == m["records"]
+            assert bk.chain_all(m["base_digest"], stored_recs) == m["digest"]
+            count, size = count + m["records"], size + m["bytes"]
+            seen += stored_recs
+        assert (count, size) == (info["totals"]["records"], info["totals"]["bytes"])
+    assert len(seen) == 292
+    assert {r.timestamp_type for r in seen} == {bk.TIMESTAMP_CREATE, bk.TIMESTAMP_LOG_APPEND}
+    assert any(r.key is None for r in seen) and any(r.value is None for r in seen)
+    assert any(v is None for r in seen for _, v in r.headers) and any(r.headers for r in seen)
+
+
+def test_format_1_incremental_digests_continue_from_the_parent(format1):
+    root = format1
+    chain = bk.chain_of(root, bk.load(root, INC1))
+    for topic, partition in partitions_of(chain[0]):
+        (pdir, parent), (cdir, child) = bk.partition_manifests(root, chain, topic, partition)
+        where = f"{topic}/{partition}"
+        assert child["base_digest"] == parent["digest"] != Z, where
+        assert chain[1]["targets"][where]["base_digest"] == parent["digest"]
+        assert (child["base_records"], child["start"]) == (parent["base_records"] + parent["records"], parent["end"])
+        every = [r for d, m in ((pdir, parent), (cdir, child)) for _, rs in bk.iter_chunks(d, m) for r in rs]
+        assert bk.chain_all(Z, every) == child["digest"], where
+    _, grown = bk.partition_manifests(root, chain, "legacy-orders", 2)[1]
+    assert grown["records"] == 2 and grown["digest"] != grown["base_digest"]
+
+
+def test_a_changed_byte_in_a_format_1_chunk_is_reported(format1):
+    bdir = os.path.join(format1, FULL1)
+    m = bk.read_manifest(bdir, "legacy-orders", 0)
+    chunk = m["chunks"][1]
+    path = os.path.join(bk.partition_dir(bdir, "legacy-orders", 0), chunk["file"])
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0x01
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    problems = bk.verify_partition(bdir, m)
+    assert len(problems) == 1 and problems[0].startswith("legacy-orders/0: ")
+    assert f"{chunk['file']}: sha256 differs from the manifest" in problems[0]
+    chunk["sha256"] = hashlib.sha256(data).hexdigest()  # past the sha check, gzip's own check (CRC) catches it
+    problems = bk.verify_partition(bdir, m)
+    assert len(problems) == 1 and problems[0].startswith("legacy-orders/0: ")
+    assert f"{chunk['file']}: not a whole gzip chunk" in problems[0]
+    assert bk.verify_partition(bdir, bk.read_manifest(bdir, "legacy-orders", 1)) == []
 
 
 # --- backup plan ----------------------------------------------------------------------------------
@@ -776,12 +1042,25 @@ def test_resolve(tmp_path):
         bk.resolve(root, "20261231T000000Z")
 
 
-@pytest.mark.parametrize("fmt", [2, 0, "1", None])
+def test_format_is_2_and_reads_1_and_2():
+    assert (bk.FORMAT, bk.READABLE_FORMATS, bk.CODEC) == (2, (1, 2), "zstd")
+
+
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_load_reads_the_readable_formats(tmp_path, fmt):
+    put_backup(str(tmp_path), "20261101T000000Z", fmt=fmt)
+    assert bk.load(str(tmp_path), "20261101T000000Z")["format"] == fmt
+    assert bk.resolve(str(tmp_path), "20261101T000000Z")["format"] == fmt
+    assert bk.resolve(str(tmp_path))["format"] == fmt
+
+
+@pytest.mark.parametrize("fmt", [0, 3, "1", "2", 1.5, None])
 def test_load_refuses_another_format(tmp_path, fmt):
     put_backup(str(tmp_path), "20261101T000000Z", fmt=fmt)
-    with pytest.raises(bk.BackupError, match=rf"format {fmt!r}, this kafka-metal reads format 1"):
+    with pytest.raises(bk.BackupError, match=rf"format {re.escape(repr(fmt))}, this kafka-metal reads formats 1, 2: "
+                                             "use the kafka-metal that wrote it"):
         bk.load(str(tmp_path), "20261101T000000Z")
-    with pytest.raises(bk.BackupError, match="this kafka-metal reads format 1"):
+    with pytest.raises(bk.BackupError, match="this kafka-metal reads formats 1, 2"):
         bk.resolve(str(tmp_path), "20261101T000000Z")
 
 
@@ -825,12 +1104,21 @@ def test_chain_of_loop(tmp_path):
         bk.chain_of(root, me)
 
 
-def test_chain_of_names_a_parent_of_another_format(tmp_path):
+@pytest.mark.parametrize("fmt", [0, 3])
+def test_chain_of_names_a_parent_of_another_format(tmp_path, fmt):
     root = str(tmp_path)
-    put_backup(root, "20261101T000000Z", fmt=2)
+    put_backup(root, "20261101T000000Z", fmt=fmt)
     inc = put_backup(root, "20261102T000000Z", parent="20261101T000000Z")
-    with pytest.raises(bk.BackupError, match="format 2"):
+    with pytest.raises(bk.BackupError, match=rf"20261101T000000Z.*format {fmt}, this kafka-metal reads formats 1, 2"):
         bk.chain_of(root, inc)
+
+
+def test_chain_of_takes_a_format_1_parent_of_a_format_2_backup(tmp_path):
+    root = str(tmp_path)
+    put_backup(root, "20261101T000000Z", fmt=1)
+    inc = put_backup(root, "20261102T000000Z", parent="20261101T000000Z", fmt=2)
+    assert [(b["id"], b["format"]) for b in bk.chain_of(root, inc)] == [("20261101T000000Z", 1),
+                                                                         ("20261102T000000Z", 2)]
 
 
 def test_partition_manifests_leave_out_backups_without_the_partition(tmp_path):

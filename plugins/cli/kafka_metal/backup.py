@@ -52,10 +52,23 @@ def read_passwords(path):
     return data
 
 
+def _workers(text):
+    n = int(text)
+    if n < 1:
+        raise ValueError(text)
+    return n
+
+
+def _workers_option(p, verb):
+    p.add_argument("--workers", type=_workers, default=None, metavar="N",
+                   help=f"processes that {verb} partitions side by side, each with its own Kafka client "
+                        "(default: one per core of this machine; 1: this process alone)")
+
+
 def cmd_create(args):
     info = backup_kafka.create(_conf(args), args.dir, topics=args.topic, incremental=args.incremental,
                                resume=not args.new, quotas=not args.skip_quotas, out=_say,
-                               chunk_records=args.chunk_records)
+                               chunk_records=args.chunk_records, workers=args.workers)
     if args.json:
         print(json.dumps(info, indent=1, sort_keys=True))
     return 0
@@ -94,7 +107,8 @@ def cmd_restore(args):
     passwords = read_passwords(args.passwords) if args.passwords else {}
     summary = backup_kafka.restore(_conf(args), args.dir, args.id, topics=args.topic, existing=args.existing,
                                    passwords=passwords, users=not args.skip_users, acls=not args.skip_acls,
-                                   quotas=not args.skip_quotas, groups=not args.skip_groups, out=_say)
+                                   quotas=not args.skip_quotas, groups=not args.skip_groups, out=_say,
+                                   workers=args.workers)
     if args.json:
         print(json.dumps(summary, indent=1, sort_keys=True))
     return 0
@@ -133,6 +147,7 @@ def add_subparsers(sub):
     p.add_argument("--skip-quotas", action="store_true", help="do not read client quotas")
     p.add_argument("--chunk-records", type=int, default=bk.CHUNK_RECORDS,
                    help=f"records per chunk file at most (default: {bk.CHUNK_RECORDS}; chunks also end at 8 MiB)")
+    _workers_option(p, "read")
     p.add_argument("--json", action="store_true", help="print the backup's record (backup.json) at the end")
     p.set_defaults(func=_guarded(cmd_create))
 
@@ -162,5 +177,6 @@ def add_subparsers(sub):
     p.add_argument("--skip-acls", action="store_true")
     p.add_argument("--skip-quotas", action="store_true")
     p.add_argument("--skip-groups", action="store_true", help="do not set consumer group offsets")
+    _workers_option(p, "write")
     p.add_argument("--json", action="store_true", help="print a summary as JSON at the end")
     p.set_defaults(func=_guarded(cmd_restore))
