@@ -82,7 +82,11 @@ def compress(raw, codec=CODEC):
 def decompress(data, codec):
     """A chunk's bytes; ``codec`` from its manifest entry (``gzip`` when the entry names none: format 1)."""
     if codec == "zstd":
-        return _zstd().ZstdDecompressor().decompress(data)
+        stream = _zstd().ZstdDecompressor().decompressobj()
+        out = stream.decompress(data)
+        if not stream.eof or stream.unused_data:  # cut short, or bytes after the one frame a chunk is
+            raise ValueError("the zstd frame is cut short or followed by other bytes")
+        return out
     if codec == "gzip":
         return gzip.decompress(data)
     raise BackupError(f"unknown chunk codec {codec!r}: written by a newer kafka-metal?")
@@ -308,6 +312,11 @@ class PartitionWriter:
                 os.unlink(os.path.join(self.dir, name))
 
     @property
+    def buffered(self):
+        """Bytes of records taken and not yet written as a chunk."""
+        return len(self._buf)
+
+    @property
     def complete(self):
         return self.manifest["complete"]
 
@@ -369,6 +378,21 @@ class PartitionWriter:
             m["complete"] = True
         self._next = m["next"]
         write_json(self.path, m)
+
+
+def keep_buffers_under(writers, budget):
+    """Writes the largest buffers of ``writers`` (:class:`PartitionWriter`) as chunks until they hold ``budget``
+    bytes at most together: a process that reads many partitions holds a bounded amount of memory, at the
+    price of smaller chunks. Returns how many chunks it wrote."""
+    buffered = sorted((w for w in writers if w.buffered), key=lambda w: w.buffered, reverse=True)
+    total, written = sum(w.buffered for w in buffered), 0
+    for w in buffered:
+        if total <= budget:
+            break
+        total -= w.buffered
+        w.flush()
+        written += 1
+    return written
 
 
 def read_manifest(backup_dir, topic, partition):

@@ -35,6 +35,8 @@ IDLE_TIMEOUT = 120.0
 FETCH_BYTES = 16 * 1024 * 1024
 QUEUED_KIB = 64 * 1024
 READ_BATCH = 2_000
+# Records a backup process holds for its partitions' next chunks, at most (above it the largest is written).
+BUFFER_BYTES = 64 * 1024 * 1024
 # librdkafka's own log lines (a broker not up yet, a coordinator still loading) go here, not to standard
 # error: what stops a backup or a restore reaches the operator as its error, with the fix.
 _CLIENT_LOG = logging.getLogger("kafka_metal.backup.client")
@@ -325,6 +327,8 @@ def store_job(send, conf, bdir, targets, chunk_records, name):
         writers[tp].flush(next_offset=end, complete=True)
 
     def progress(count):
+        if len(writers) * bk.CHUNK_BYTES > BUFFER_BYTES:  # many partitions: chunks end early to stay in bounds
+            bk.keep_buffers_under(writers.values(), BUFFER_BYTES)
         now = time.monotonic()
         if now - state["flush"] > 10:
             state["flush"] = now

@@ -638,8 +638,9 @@ def test_read_chunk_raw_gives_the_fields_of_its_records(stored):
 @pytest.mark.parametrize(
     "damage",
     [lambda d: d[: len(d) // 2], lambda d: d[:-1], lambda d: b"", lambda d: b"not zstd at all",
-     lambda d: gzip.compress(bk.decompress(d, "zstd"))],
-    ids=["half", "last-byte-gone", "empty", "not-zstd", "gzip-in-a-zstd-entry"],
+     lambda d: gzip.compress(bk.decompress(d, "zstd")), lambda d: d + b"junk", lambda d: d + d],
+    ids=["half", "last-byte-gone", "empty", "not-zstd", "gzip-in-a-zstd-entry", "bytes-after-the-frame",
+         "two-frames"],
 )
 def test_verify_reports_a_damaged_zstd_chunk_as_a_problem(stored, damage):
     bdir, w = stored
@@ -1290,3 +1291,22 @@ def test_translate_committed_reads_only_the_chunk_it_needs_and_equals_the_full_t
         assert bk.translate_committed(manifests, committed, 100) == bk.translate_offset(every, committed, 100), \
             committed
         assert len(reads) <= 1, (committed, reads)
+
+
+def test_keep_buffers_under_writes_the_largest_buffers_first(tmp_path):
+    big = b"x" * 1000
+    writers = []
+    for p, n in enumerate((5, 1, 3)):  # 5 KB, 1 KB, 3 KB buffered
+        w = bk.PartitionWriter(str(tmp_path), "t", p, 0, 100)
+        for i in range(n):
+            w.add(rec(i, value=big))
+        writers.append(w)
+    assert bk.keep_buffers_under(writers, 100_000) == 0 and all(not w.manifest["chunks"] for w in writers)
+    assert bk.keep_buffers_under(writers, 4_500) == 1  # the 5 KB one: 4 KB left
+    assert [len(w.manifest["chunks"]) for w in writers] == [1, 0, 0] and writers[0].buffered == 0
+    assert bk.keep_buffers_under(writers, 0) == 2
+    assert all(w.buffered == 0 and len(w.manifest["chunks"]) == 1 for w in writers)
+    # what was written early is the same records, the same digest
+    for p, n in enumerate((5, 1, 3)):
+        assert writers[p].manifest["records"] == n
+        assert writers[p].manifest["digest"] == bk.chain_all(bk.ZERO_DIGEST, [rec(i, value=big) for i in range(n)])
