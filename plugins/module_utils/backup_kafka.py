@@ -296,6 +296,25 @@ def read_partitions(conf, ranges, sinks, on_done, progress=None, name="backup", 
     return count
 
 
+def _run_jobs(pool, jobs, on_progress, handlers=None):
+    """Runs ``jobs`` in ``pool``: ``on_progress(total)`` with the sum of the jobs' ``progress`` counts, ``handlers``
+    (``{kind: function(message)}``) for their other messages; a job's failure is a BackupError."""
+    counts = [0] * len(jobs)
+
+    def on_message(i, message):
+        kind = message.get("kind")
+        if kind == "progress":
+            counts[i] = message["count"]
+            on_progress(sum(counts))
+        elif kind in (handlers or {}):
+            handlers[kind](message)
+
+    try:
+        return pool.run(jobs, on_message)
+    except backup_parallel.JobError as exc:
+        raise bk.BackupError(str(exc)) from None
+
+
 def _peak_rss_kib():
     """This process's peak resident memory (KiB) since it started its program: Linux's VmHWM, which, unlike
     ``ru_maxrss``, does not carry over the memory of the process it was forked from."""
@@ -311,7 +330,7 @@ def _peak_rss_kib():
 
 def store_job(send, conf, bdir, targets, chunk_records, name):
     """A worker's part of a backup: reads its partitions (``{"topic/partition": target}``) and stores them,
-    each in its own chunks and manifest; a resume point every 10 s. Sends ``{"kind": "progress", "read": n}``
+    each in its own chunks and manifest; a resume point every 10 s. Sends ``{"kind": "progress", "count": n}``
     about every second; returns what it read and its peak memory."""
     writers, ranges = {}, {}
     for key, t in sorted(targets.items()):
@@ -337,7 +356,7 @@ def store_job(send, conf, bdir, targets, chunk_records, name):
                     w.flush()
         if now - state["sent"] >= 1:
             state["sent"] = now
-            send({"kind": "progress", "read": count})
+            send({"kind": "progress", "count": count})
 
     sinks = {tp: w.add_raw for tp, w in writers.items()}
     count = read_partitions(conf, ranges, sinks, on_done, progress, name=name)
@@ -388,21 +407,14 @@ def create(conf, root, topics=None, incremental=False, resume=True, quotas=True,
         parts = backup_parallel.balance({k: t["end"] - t["start"] for k, t in targets.items()}, workers)
         jobs = [("store", {"conf": conf, "bdir": bdir, "targets": {k: targets[k] for k in keys},
                            "chunk_records": chunk_records, "name": f"backup-{info['id']}"}) for keys in parts]
-        read = [0] * len(jobs)
         t_read = time.monotonic()
 
-        def on_message(i, message):
-            if message.get("kind") == "progress":
-                read[i] = message["read"]
-                count = sum(read)
-                rate = count / max(time.monotonic() - t_read, 1e-6)
-                progress(f"backup {info['id']}: {count:,} records read ({rate:,.0f}/s) by {len(jobs)} process(es), "
-                         f"up to {total:,} offsets in all")
+        def on_progress(count):
+            rate = count / max(time.monotonic() - t_read, 1e-6)
+            progress(f"backup {info['id']}: {count:,} records read ({rate:,.0f}/s) by {len(jobs)} process(es), "
+                     f"up to {total:,} offsets in all")
 
-        try:
-            results = pool.run(jobs, on_message)
-        except backup_parallel.JobError as exc:
-            raise bk.BackupError(str(exc)) from None
+        results = _run_jobs(pool, jobs, on_progress)
     seconds = time.monotonic() - t_read
     manifests = [bk.read_manifest(bdir, *_tp_of(k)) for k in sorted(targets)]
     incomplete = [f"{m['topic']}/{m['partition']}" for m in manifests if not m["complete"]]
@@ -734,22 +746,17 @@ def _write_records(pool, workers, conf, root, chain, meta, tps, state, ends, sta
     bins = backup_parallel.balance({k: total - skip for k, (skip, total) in todo.items()}, workers)
     jobs = [("write", {"conf": conf, "root": root, "chain": chain, "limit": limit,
                        "parts": [(k, todo[k][0], todo[k][1]) for k in keys]}) for keys in bins]
-    written, t0 = [0] * len(jobs), time.monotonic()
+    t0 = time.monotonic()
 
-    def on_message(i, message):
-        if message.get("kind") == "partition_done":
-            state["partitions"][message["partition"]]["done"] = True
-            bk.write_json(state_path, state)
-        elif message.get("kind") == "progress":
-            written[i] = message["written"]
-            n = sum(written)
-            progress(f"restore: {n:,} records written ({n / max(time.monotonic() - t0, 1e-6):,.0f}/s) by "
-                     f"{len(jobs)} process(es)")
+    def on_progress(n):
+        progress(f"restore: {n:,} records written ({n / max(time.monotonic() - t0, 1e-6):,.0f}/s) by "
+                 f"{len(jobs)} process(es)")
 
-    try:
-        results = pool.run(jobs, on_message)
-    except backup_parallel.JobError as exc:
-        raise bk.BackupError(str(exc)) from None
+    def on_partition_done(message):
+        state["partitions"][message["partition"]]["done"] = True
+        bk.write_json(state_path, state)
+
+    results = _run_jobs(pool, jobs, on_progress, {"partition_done": on_partition_done})
     bk.write_json(state_path, state)
     return sum(r["written"] for r in results)
 
@@ -766,7 +773,7 @@ def write_job(send, conf, root, chain, parts, limit):
     """A worker's part of a restore: ``parts`` are ``[("topic/partition", records already written, records in
     the backup)]``; one idempotent producer writes them in order, chunk by chunk, without waiting between
     partitions. Sends ``{"kind": "partition_done", "partition": ...}`` when every record of a partition is
-    acknowledged and ``{"kind": "progress", "written": n}`` about every second."""
+    acknowledged and ``{"kind": "progress", "count": n}`` about every second."""
     ck, _ = _ck()
     producer = ck.Producer(_producer_conf(conf, limit))
     produce, poll = producer.produce, producer.poll
@@ -814,7 +821,7 @@ def write_job(send, conf, root, chain, parts, limit):
                 report_done()
                 if time.monotonic() - sent >= 1:
                     sent = time.monotonic()
-                    send({"kind": "progress", "written": written})
+                    send({"kind": "progress", "count": written})
             if failures:
                 break
         finished.append(key)
