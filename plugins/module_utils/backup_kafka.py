@@ -165,12 +165,29 @@ def list_offsets(backend, tps, which, committed=True, timeout=60):
     return out
 
 
-def consumer_groups(backend, topics):
-    """``{group: {"state": ..., "offsets": {topic: {partition: [offset, metadata]}}}}`` for the topics."""
+def consumer_groups(backend, topics, conf=None, timeout=60):
+    """``{group: {"state": ..., "offsets": {topic: {partition: [offset, metadata]}}}}`` for the topics.
+
+    The offsets are read through kafka-metal's own client (each group from its coordinator, asked again
+    while a coordinator moves) when it speaks the connection's security settings; librdkafka's
+    ListConsumerGroupOffsets, which it falls back to, can bring the whole process down while a coordinator
+    moves (a rolling restart during a scheduled backup)."""
     ck, admin = _ck()
     listed = _wait(backend, backend._admin.list_consumer_groups(request_timeout=backend.timeout),
                    "list consumer groups")
     wanted = set(topics)
+    states = {g.group_id: str(getattr(g.state, "name", g.state)) for g in listed.valid}
+    committed = _committed_offsets(conf, sorted(states), timeout) if conf is not None else None
+    if committed is not None:
+        out = {}
+        for group in sorted(committed):
+            offsets = {}
+            for (topic, partition), (offset, metadata) in sorted(committed[group].items()):
+                if topic in wanted:
+                    offsets.setdefault(topic, {})[str(partition)] = [offset, metadata]
+            if offsets:
+                out[group] = {"state": states[group], "offsets": offsets}
+        return out
     out = {}
     for g in sorted(listed.valid, key=lambda g: g.group_id):
         futures = backend._admin.list_consumer_group_offsets([ck.ConsumerGroupTopicPartitions(g.group_id)],
@@ -183,6 +200,44 @@ def consumer_groups(backend, topics):
         if offsets:
             out[g.group_id] = {"state": str(getattr(g.state, "name", g.state)), "offsets": offsets}
     return out
+
+
+def _committed_offsets(conf, groups, timeout):
+    """``{group: {(topic, partition): (offset, metadata)}}`` through wire.py, or None when it cannot follow the
+    connection's security settings (then librdkafka reads them)."""
+    from ansible_collections.metal.kafka.plugins.module_utils import wire
+
+    try:
+        security = wire.security_from_client_config(_client(conf))
+    except ValueError:
+        return None
+    out, todo = {}, list(groups)
+    deadline = time.monotonic() + timeout
+    while todo:
+        try:
+            got, missed = wire.committed_offsets(conf["bootstrap.servers"], todo, security=security, metadata=True)
+        except (OSError, wire.ProbeError) as exc:
+            raise bk.BackupError(f"read the consumer groups' offsets: no broker answered ({exc}); is the cluster "
+                                 "reachable? Run the command again") from None
+        out.update(got)
+        gone = {g for g, why in missed.items() if "GROUP_ID_NOT_FOUND" in why}  # deleted since it was listed
+        final = {g: why for g, why in missed.items() if g not in gone and not _transient_group_error(why)}
+        if final:
+            raise bk.BackupError("read the consumer groups' offsets: " + "; ".join(
+                f"group {g}: {why}" for g, why in sorted(final.items())[:5]))
+        todo = sorted(set(missed) - gone)
+        if todo and time.monotonic() > deadline:
+            raise bk.BackupError("read the consumer groups' offsets: " + "; ".join(
+                f"group {g}: {missed[g]}" for g in todo[:5]) + f" (for {timeout}s); run the command again once "
+                "the groups' coordinators are up")
+        if todo:
+            time.sleep(0.5)
+    return out
+
+
+def _transient_group_error(why):
+    """Whether a reason of wire.committed_offsets is a coordinator moving, loading or not answering."""
+    return why.startswith("OffsetFetch from ") or any(code in why for code in _RETRIABLE_GROUP_ERRORS)
 
 
 def _security(conf):
@@ -452,7 +507,7 @@ def _begin(backend, conf, root, cluster, only, incremental, quotas, now, say):
     names = select_topics(cluster["topics"], only)
     details = topic_details(backend, names)
     tps = [(n, p) for n in names for p in range(details[n]["partitions"])]
-    groups = consumer_groups(backend, names)  # before the end offsets: committed offsets are within the backup
+    groups = consumer_groups(backend, names, conf)  # before the end offsets: committed offsets are in the backup
     starts = list_offsets(backend, tps, "earliest")
     ends = list_offsets(backend, tps, "latest")
     parent_ends = parent_ids = None
@@ -688,6 +743,8 @@ def restore(conf, root, backup_id=None, topics=None, existing="refuse", password
         _wait_for_topics(backend, {n: meta[n]["partitions"] for n, a in plan.items() if a != "skip"})
         tps = [(n, p) for n, a in plan.items() if a != "skip" for p in range(meta[n]["partitions"])]
         ends = _high_watermarks(backend, tps)
+        if any(not p["done"] for p in state["partitions"].values()):  # an earlier run stopped while writing
+            ends = _settled_ends(backend, tps, ends, say)
         for tp in tps:
             key = _tp_key(tp)
             if key not in state["partitions"]:
@@ -698,6 +755,7 @@ def restore(conf, root, backup_id=None, topics=None, existing="refuse", password
         summary["records_written"] = _write_records(pool, workers, conf, root, chain, meta, tps, state, ends,
                                                     state_path, progress)
         summary["write_seconds"] = round(time.monotonic() - t_write, 3)
+        _check_counts(backend, tps, state)
         if groups:
             summary["groups"] = _restore_groups(backend, root, chain, bdir, state, state_path, plan, say)
         state["complete"] = True
@@ -709,6 +767,39 @@ def restore(conf, root, backup_id=None, topics=None, existing="refuse", password
     progress(f"restore of {info['id']} into {target}: {summary['records_written']:,} records written, "
              f"{len(tps)} partitions", force=True)
     return summary
+
+
+RESUME_SETTLE = 5.0
+
+
+def _settled_ends(backend, tps, ends, say, still=RESUME_SETTLE, timeout=120):
+    """The partitions' ends once they have not moved for ``still`` seconds. A run that was stopped while it
+    wrote may have produce requests that the broker has not read yet (held back by a quota's throttle) and
+    appends later; resuming before they land would write those records twice."""
+    say(f"resuming a restore that stopped while writing: waiting until its partitions' ends are still for "
+        f"{still:.0f}s")
+    since, deadline = time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() - since < still:
+        if time.monotonic() > deadline:
+            raise bk.BackupError(f"the partitions' ends still move after {timeout}s: is something else writing to "
+                                 "them? Stop it and run the restore again")
+        time.sleep(0.5)
+        now = _high_watermarks(backend, tps)
+        if now != ends:
+            ends, since = now, time.monotonic()
+    return ends
+
+
+def _check_counts(backend, tps, state):
+    """After the records are written: a partition that holds more records than the backup (since the restore
+    began) got records from elsewhere, or from an earlier run of this restore after this one read its end."""
+    ends = _high_watermarks(backend, tps)
+    over = [f"{_tp_key(tp)} ({ends[tp] - p['base']} > {p['total']})" for tp in tps
+            for p in [state["partitions"][_tp_key(tp)]] if ends[tp] - p["base"] > p["total"]]
+    if over:
+        raise bk.BackupError("partitions hold more records than the backup: " + ", ".join(over[:10]) +
+                             "; records were written twice (an earlier run's writes landed late, or another "
+                             "producer wrote to them): delete these topics and restore them again")
 
 
 def _wait_for_topics(backend, want, timeout=60):
@@ -744,8 +835,12 @@ def _write_records(pool, workers, conf, root, chain, meta, tps, state, ends, sta
         return 0
     limit = max(int(meta[_tp_of(k)[0]]["configs"].get("max.message.bytes", 1048588)) for k in todo)
     bins = backup_parallel.balance({k: total - skip for k, (skip, total) in todo.items()}, workers)
+    # each process's smallest partitions first: they are marked done early, so a restore that stops is resumed
+    # with fewer partitions to check again
     jobs = [("write", {"conf": conf, "root": root, "chain": chain, "limit": limit,
-                       "parts": [(k, todo[k][0], todo[k][1]) for k in keys]}) for keys in bins]
+                       "parts": [(k, todo[k][0], todo[k][1])
+                                 for k in sorted(keys, key=lambda k: (todo[k][1] - todo[k][0], k))]})
+            for keys in bins]
     t0 = time.monotonic()
 
     def on_progress(n):

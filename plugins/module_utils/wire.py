@@ -916,9 +916,10 @@ def offset_fetch_request_v8(groups):
     return body + b"\x00" + b"\x00"  # require_stable, tagged fields
 
 
-def parse_offset_fetch_v8(data):
+def parse_offset_fetch_v8(data, metadata=False):
     """{group: {"offsets": {(topic, partition): offset}, "error": None or a name}}: partitions without a commit
-    (offset -1) or with an error are left out."""
+    (offset -1) or with an error are left out. With ``metadata``, each offset is ``(offset, metadata)``, the
+    commit's metadata string ("" when none)."""
     r = _Reader(data)
     r.skip_tagged_fields()
     r.int32()  # throttle_time_ms
@@ -930,11 +931,11 @@ def parse_offset_fetch_v8(data):
             for _ in range(r.compact_array_length()):
                 partition, offset = r.int32(), r.int64()
                 r.int32()  # committed_leader_epoch
-                r.compact_string()  # metadata
+                meta = r.compact_string()
                 perror = r.int16()
                 r.skip_tagged_fields()
                 if not perror and offset >= 0:
-                    offsets[(topic, partition)] = offset
+                    offsets[(topic, partition)] = (offset, meta or "") if metadata else offset
             r.skip_tagged_fields()
         error = r.int16()
         r.skip_tagged_fields()
@@ -947,15 +948,15 @@ def find_coordinators(host, port, groups, timeout=10.0, security=PLAINTEXT):
                                                  timeout, security, flexible=True))
 
 
-def offset_fetch(host, port, groups, timeout=10.0, security=PLAINTEXT):
+def offset_fetch(host, port, groups, timeout=10.0, security=PLAINTEXT, metadata=False):
     return parse_offset_fetch_v8(_roundtrip(host, port, OFFSET_FETCH, 8, offset_fetch_request_v8(groups), timeout,
-                                            security, flexible=True))
+                                            security, flexible=True), metadata)
 
 
-def committed_offsets(bootstrap, groups, timeout=10.0, security=PLAINTEXT):
+def committed_offsets(bootstrap, groups, timeout=10.0, security=PLAINTEXT, metadata=False):
     """({group: {(topic, partition): offset}}, {group: why it could not be read}): each group asked of its
     coordinator, the groups of one coordinator in one request. A group whose coordinator is moving or down is
-    in the second dict; the others are still read."""
+    in the second dict; the others are still read. ``metadata``: offsets as ``(offset, metadata)``."""
     groups = sorted(set(groups))
     if not groups:
         return {}, {}
@@ -970,7 +971,7 @@ def committed_offsets(bootstrap, groups, timeout=10.0, security=PLAINTEXT):
     out = {}
     for (host, port), members in sorted(by_node.items()):
         try:
-            answer = offset_fetch(host, port, members, timeout, security)
+            answer = offset_fetch(host, port, members, timeout, security, metadata)
         except (OSError, ProbeError) as exc:
             failed.update({g: f"OffsetFetch from {host}:{port}: {exc}" for g in members})
             continue

@@ -556,3 +556,10 @@ def test_offset_fetch_v8_request_and_answer():
               + b"\x00")
     assert wire.parse_offset_fetch_v8(answer) == {"g": {"offsets": {("t", 0): 42}, "error": None},
                                                   "h": {"offsets": {}, "error": "NOT_COORDINATOR"}}
+    # with the commits' metadata: null reads as "", a string as itself
+    with_meta = (b"\x00" + struct.pack(">i", 0) + b"\x02"
+                 + _cstr("g") + b"\x02" + _cstr("t") + b"\x03" + partition(0, 42)
+                 + struct.pack(">iqi", 1, 9, -1) + _cstr("app=1") + struct.pack(">h", 0) + b"\x00"
+                 + b"\x00" + struct.pack(">h", 0) + b"\x00" + b"\x00")
+    assert wire.parse_offset_fetch_v8(with_meta, metadata=True) == {
+        "g": {"offsets": {("t", 0): (42, ""), ("t", 1): (9, "app=1")}, "error": None}}
