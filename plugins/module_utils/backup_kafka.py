@@ -161,7 +161,7 @@ def list_offsets(backend, tps, which, committed=True, timeout=60):
                 again.append((tp.topic, tp.partition))
         todo = again
         if todo:
-            time.sleep(0.1)
+            time.sleep(0.02)  # a topic just created: its leaders come within milliseconds
     return out
 
 
