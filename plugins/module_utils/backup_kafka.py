@@ -37,6 +37,7 @@ QUEUED_KIB = 64 * 1024
 READ_BATCH = 2_000
 # Records a backup process holds for its partitions' next chunks, at most (above it the largest is written).
 BUFFER_BYTES = 64 * 1024 * 1024
+FLUSH_TIMEOUT = 300.0
 # librdkafka's own log lines (a broker not up yet, a coordinator still loading) go here, not to standard
 # error: what stops a backup or a restore reaches the operator as its error, with the fix.
 _CLIENT_LOG = logging.getLogger("kafka_metal.backup.client")
@@ -922,7 +923,16 @@ def write_job(send, conf, root, chain, parts, limit):
         finished.append(key)
         if failures:
             break
-    remaining = producer.flush(300)
+    # wait for the acknowledgements, marking partitions done as they come (a process enqueues its records
+    # much faster than the cluster takes them, so most partitions finish here)
+    deadline = time.monotonic() + FLUSH_TIMEOUT
+    while len(producer) and not failures and time.monotonic() < deadline:
+        poll(0.05)
+        report_done()
+        if time.monotonic() - sent >= 1:
+            sent = time.monotonic()
+            send({"kind": "progress", "count": written})
+    remaining = producer.flush(0 if failures else 1)
     if failures or remaining:
         where, err = failures[0] if failures else (None, None)
         detail = f"{where}: {err.name()}: {err.str()}" if err is not None else f"{remaining} records not acknowledged"

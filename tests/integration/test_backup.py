@@ -45,6 +45,7 @@ ALICE_PW = "alice-" + uuid.uuid4().hex
 BOB_PW = "bob-" + uuid.uuid4().hex
 SECRETS = (ADMIN_PW, ALICE_PW, BOB_PW)
 NEAR_LIMIT = 1_000_000  # the broker's default max.message.bytes is 1048588
+BLOBS = 32  # records of NEAR_LIMIT bytes: more than the restore's producers have in flight at once (5 requests each)
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 
 
@@ -164,7 +165,7 @@ def fill_source(kafka):
         else:
             tx.commit_transaction(30)
     produce(kafka, "blobs", [(f"blob-{i}".encode(), os.urandom(NEAR_LIMIT - 200), [("n", str(i).encode())])
-                             for i in range(4)])
+                             for i in range(BLOBS)])
     produce(kafka, "trimmed", [(None, f"t{i}".encode(), []) for i in range(120)], partition=0)
     kafka.admin().delete_records([confluent_kafka.TopicPartition("trimmed", 0, 50)],
                                  request_timeout=30)[confluent_kafka.TopicPartition("trimmed", 0, 50)].result(30)
@@ -532,13 +533,9 @@ def test_backup_under_writes_wipe_restore_loses_nothing(kafka, tmp_path):
         time.sleep(0.2)
 
     # -- the restore, killed while it writes records, then run again (passwords from standard input, as
-    # from `ansible-vault view`). A restore writes these few MB in a fraction of a second, so a producer quota
-    # on its user holds the writes back once the first 2 MB have passed (the broker measures a rate over 10 s
-    # at first): the small partitions, written first, are done while the rest waits, and the kill falls
-    # between, whatever the machine's speed.
-    wire.alter_client_quotas_any(kafka.bootstrap, [{"entity": {"user": "admin"},
-                                                    "values": {"producer_byte_rate": 200_000.0}}],
-                                 security=security(kafka))
+    # from `ansible-vault view`). It is killed as soon as one partition is done: each process writes its smallest
+    # partitions first, and the 32 MB of `blobs` are more than all its producers can have in flight, so records
+    # are left for the second run.
     proc = subprocess.Popen([str(VENV_BIN / "kafka-metal"), "backup", "restore", "--dir", str(root),
                              "--bootstrap-server", kafka.bootstrap, "--command-config", str(cfg),
                              "--passwords", str(passwords)],
@@ -562,12 +559,9 @@ def test_backup_under_writes_wipe_restore_loses_nothing(kafka, tmp_path):
     assert not workers_alive(proc.pid), "worker processes outlived the killed restore"
     parts = json.loads(state_file.read_text())["partitions"].values()
     assert not all(p["done"] for p in parts), "every partition was written before the kill"
-    # The throttled connections may still hold produce requests the broker has not read yet; it reads them
-    # once their throttle ends, and the killed producer's last records land then. The run below is started at
-    # once: it waits by itself until the partitions' ends are still, and checks at its end that no partition
-    # holds more records than the backup.
-    wire.alter_client_quotas_any(kafka.bootstrap, [{"entity": {"user": "admin"}, "values": {},
-                                                    "remove": ["producer_byte_rate"]}], security=security(kafka))
+    # The killed producers' last requests may still land after the kill; the run below, started at once, waits
+    # by itself until the partitions' ends are still, and checks at its end that no partition holds more
+    # records than the backup.
     total = full["totals"]["records"] + inc["totals"]["records"]
     summary = cli("restore", "--dir", root, "--bootstrap-server", kafka.bootstrap, "--command-config", cfg,
                   "--passwords", "-", "--json", stdin=passwords.read_text())
@@ -599,7 +593,8 @@ def test_backup_under_writes_wipe_restore_loses_nothing(kafka, tmp_path):
     uncommitted = read_all(kafka, "payments", 2, isolation="read_uncommitted")
     assert not any(b"aborted" in r[2] for p in uncommitted.values() for r in p)
     assert sum(len(p) for p in uncommitted.values()) == 120
-    assert len(after_restore["blobs"][0]) == 4 and all(len(r[2]) == NEAR_LIMIT - 200 for r in after_restore["blobs"][0])
+    blobs = after_restore["blobs"][0]
+    assert len(blobs) == BLOBS and all(len(r[2]) == NEAR_LIMIT - 200 for r in blobs)
     # every group resumes at the same record
     for group, offs in groups_before.items():
         now = committed(kafka, group)
