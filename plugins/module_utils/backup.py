@@ -54,7 +54,6 @@ _HEAD = struct.Struct(">qqbii")
 _CONTENT_HEAD = struct.Struct(">qi")
 _LEN = struct.Struct(">i")
 _NO_HEADERS = _LEN.pack(0)
-_NULL = b"\xff\xff\xff\xff"
 _ID_RE = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 _TOPIC_RE = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
@@ -145,10 +144,15 @@ def chain(digest_hex, record):
 def chain_raw(digest, ts, ts_type, key, value, headers):
     """The next digest (bytes) of a chain at ``digest`` (bytes), from a record's fields: what
     :func:`chain` computes, without a :class:`Record`."""
-    hb = _headers_bytes(headers)
-    return hashlib.sha256(b"".join((
-        digest, _CONTENT_HEAD.pack(ts if ts_type == TIMESTAMP_CREATE else -1, -1 if key is None else len(key)),
-        key or b"", _NULL if value is None else _LEN.pack(len(value)), value or b"", hb))).digest()
+    return _next_digest(digest, ts, ts_type, -1 if key is None else len(key), key or b"",
+                        -1 if value is None else len(value), value or b"", _headers_bytes(headers))
+
+
+def _next_digest(digest, ts, ts_type, klen, key, vlen, value, hb):
+    """:func:`content_bytes` hashed after ``digest``, from parts a caller has at hand (lengths -1 for null,
+    ``key``/``value`` then empty, ``hb`` the encoded headers): the fast paths' one copy of the content."""
+    return hashlib.sha256(b"".join((digest, _CONTENT_HEAD.pack(ts if ts_type == TIMESTAMP_CREATE else -1, klen),
+                                    key, _LEN.pack(vlen), value, hb))).digest()
 
 
 def chain_all(digest_hex, records):
@@ -165,10 +169,11 @@ def encode(record):
     return head + (key or b"") + (value or b"") + _headers_bytes(record.headers)
 
 
-def decode_all(data):
-    """Records of a chunk's uncompressed bytes, in order; a BackupError when the bytes end inside a record."""
+def decode_all(data, raw=False):
+    """Records of a chunk's uncompressed bytes, in order (``raw``: as tuples, see :func:`decode_raw`); a
+    BackupError when the bytes end inside a record."""
     try:
-        return _decode_all(data)
+        return _decode_all(data, raw)
     except (struct.error, UnicodeDecodeError) as exc:
         raise BackupError(f"a chunk ends inside a record or is corrupt ({exc})") from None
 
@@ -176,10 +181,7 @@ def decode_all(data):
 def decode_raw(data):
     """``[(offset, timestamp, timestamp_type, key, value, headers)]``: what :func:`decode_all` reads, as tuples
     (``headers`` a list of ``(name, value)``, empty when none)."""
-    try:
-        return _decode_all(data, raw=True)
-    except (struct.error, UnicodeDecodeError) as exc:
-        raise BackupError(f"a chunk ends inside a record or is corrupt ({exc})") from None
+    return decode_all(data, raw=True)
 
 
 def _decode_all(data, raw=False):
@@ -345,9 +347,7 @@ class PartitionWriter:
         buf += key
         buf += value
         buf += hb
-        self._digest = hashlib.sha256(b"".join((
-            self._digest, _CONTENT_HEAD.pack(ts if ts_type == TIMESTAMP_CREATE else -1, klen), key,
-            _LEN.pack(vlen), value, hb))).digest()
+        self._digest = _next_digest(self._digest, ts, ts_type, klen, key, vlen, value, hb)
         self._last = offset
         self._next = offset + 1
         self._count += 1
@@ -414,7 +414,7 @@ def read_chunk(backup_dir, manifest, chunk, check=True, raw=False):
         raise
     except Exception as exc:  # the codecs' own errors (zlib.error, zstandard.ZstdError, EOFError) share no base
         raise BackupError(f"{path}: not a whole {codec} chunk ({exc})") from None
-    return decode_raw(data) if raw else decode_all(data)
+    return decode_all(data, raw)
 
 
 def iter_chunks(backup_dir, manifest, check=True, raw=False):

@@ -166,7 +166,7 @@ def list_offsets(backend, tps, which, committed=True, timeout=60):
     return out
 
 
-def consumer_groups(backend, topics, conf=None, timeout=60):
+def consumer_groups(backend, topics, conf, timeout=60):
     """``{group: {"state": ..., "offsets": {topic: {partition: [offset, metadata]}}}}`` for the topics.
 
     The offsets are read through kafka-metal's own client (each group from its coordinator, asked again
@@ -178,7 +178,7 @@ def consumer_groups(backend, topics, conf=None, timeout=60):
                    "list consumer groups")
     wanted = set(topics)
     states = {g.group_id: str(getattr(g.state, "name", g.state)) for g in listed.valid}
-    committed = _committed_offsets(conf, sorted(states), timeout) if conf is not None else None
+    committed = _committed_offsets(conf, sorted(states), timeout)
     if committed is not None:
         out = {}
         for group in sorted(committed):
@@ -206,10 +206,8 @@ def consumer_groups(backend, topics, conf=None, timeout=60):
 def _committed_offsets(conf, groups, timeout):
     """``{group: {(topic, partition): (offset, metadata)}}`` through wire.py, or None when it cannot follow the
     connection's security settings (then librdkafka reads them)."""
-    from ansible_collections.metal.kafka.plugins.module_utils import wire
-
     try:
-        security = wire.security_from_client_config(_client(conf))
+        wire, security = _wire(conf)
     except ValueError:
         return None
     out, todo = {}, list(groups)
@@ -241,11 +239,17 @@ def _transient_group_error(why):
     return why.startswith("OffsetFetch from ") or any(code in why for code in _RETRIABLE_GROUP_ERRORS)
 
 
-def _security(conf):
+def _wire(conf):
+    """kafka-metal's own client and its security settings for ``conf``; ValueError for settings it cannot
+    follow."""
     from ansible_collections.metal.kafka.plugins.module_utils import wire
 
+    return wire, wire.security_from_client_config(_client(conf))
+
+
+def _security(conf):
     try:
-        return wire, wire.security_from_client_config(_client(conf))
+        return _wire(conf)
     except ValueError as exc:
         raise bk.BackupError(f"client quotas: {exc} (or leave quotas out: --skip-quotas, quotas: false)") from None
 
@@ -481,14 +485,12 @@ def create(conf, root, topics=None, incremental=False, resume=True, quotas=True,
     stored = sum(os.path.getsize(os.path.join(d, f)) for d in
                  {bk.partition_dir(bdir, m["topic"], m["partition"]) for m in manifests} for f in os.listdir(d))
     count = sum(r["read"] for r in results)
+    rss = [_peak_rss_kib()] + ([r["peak_rss_kib"] for r in results] if len(jobs) > 1 else [])
     info.update(status="complete", completed=_now_iso(),
                 totals={"records": records, "bytes": data_bytes, "stored_bytes": stored,
                         "partitions": len(manifests), "read_this_run": count, "read_seconds": round(seconds, 3),
                         "seconds": round(time.monotonic() - t0, 3), "processes": len(jobs),
-                        "peak_rss_kib": _peak_rss_kib() + (sum(r["peak_rss_kib"] for r in results)
-                                                           if len(jobs) > 1 else 0),
-                        "peak_rss_kib_by_process": [_peak_rss_kib()] + ([r["peak_rss_kib"] for r in results]
-                                                                        if len(jobs) > 1 else [])})
+                        "peak_rss_kib": sum(rss), "peak_rss_kib_by_process": rss})
     bk.write_json(os.path.join(bdir, "backup.json"), info)
     progress(f"backup {info['id']}: complete: {records:,} records, {bk.human_bytes(data_bytes)} of keys, values and "
              f"headers in {bk.human_bytes(stored)}, {len(manifests)} partitions", force=True)
@@ -791,12 +793,16 @@ def _settled_ends(backend, tps, ends, say, still=RESUME_SETTLE, timeout=120):
     return ends
 
 
+def _overfull(tps, state, ends):
+    """Partitions that hold more records since the restore began than the backup has, as text."""
+    return [f"{_tp_key(tp)} ({ends[tp] - p['base']} > {p['total']})" for tp in tps
+            for p in [state["partitions"][_tp_key(tp)]] if ends[tp] - p["base"] > p["total"]]
+
+
 def _check_counts(backend, tps, state):
     """After the records are written: a partition that holds more records than the backup (since the restore
     began) got records from elsewhere, or from an earlier run of this restore after this one read its end."""
-    ends = _high_watermarks(backend, tps)
-    over = [f"{_tp_key(tp)} ({ends[tp] - p['base']} > {p['total']})" for tp in tps
-            for p in [state["partitions"][_tp_key(tp)]] if ends[tp] - p["base"] > p["total"]]
+    over = _overfull(tps, state, _high_watermarks(backend, tps))
     if over:
         raise bk.BackupError("partitions hold more records than the backup: " + ", ".join(over[:10]) +
                              "; records were written twice (an earlier run's writes landed late, or another "
@@ -818,21 +824,21 @@ def _wait_for_topics(backend, want, timeout=60):
 def _write_records(pool, workers, conf, root, chain, meta, tps, state, ends, state_path, progress):
     """Writes what each partition of ``tps`` still lacks, the partitions shared among ``workers`` processes
     (one producer each); a partition is marked done in the state file once every record is acknowledged."""
+    over = _overfull(tps, state, ends)
+    if over:
+        raise bk.BackupError("partitions hold more records since the restore began than the backup has: "
+                             f"{', '.join(over[:10])}: something else wrote to them; restore into empty topics")
     todo = {}
     for tp in tps:
         key = _tp_key(tp)
         p = state["partitions"][key]
         written = ends[tp] - p["base"]
-        if written > p["total"]:
-            raise bk.BackupError(f"{key} holds {written} records since the restore began, the backup has "
-                                 f"{p['total']}: something else wrote to it; restore into an empty topic")
         if written == p["total"]:
             p["done"] = True
         else:
             todo[key] = (written, p["total"])
     bk.write_json(state_path, state)
     if not todo:
-        pool.close()
         return 0
     limit = max(int(meta[_tp_of(k)[0]]["configs"].get("max.message.bytes", 1048588)) for k in todo)
     bins = backup_parallel.balance({k: total - skip for k, (skip, total) in todo.items()}, workers)
@@ -873,23 +879,24 @@ def write_job(send, conf, root, chain, parts, limit):
     ck, _ = _ck()
     producer = ck.Producer(_producer_conf(conf, limit))
     produce, poll = producer.produce, producer.poll
-    failures, produced, acked, finished = [], {}, {}, []
-    written, sent = 0, time.monotonic()
+    failures, finished = [], []  # finished: [(partition, [records to acknowledge, acknowledged])]
+    written, sent = 0, [time.monotonic()]
 
-    def report_done():
-        for key in list(finished):
-            if acked[key][0] >= produced[key]:
-                finished.remove(key)
-                send({"kind": "partition_done", "partition": key})
+    def report(force=False):
+        for item in [f for f in finished if f[1][1] >= f[1][0]]:
+            finished.remove(item)
+            send({"kind": "partition_done", "partition": item[0]})
+        if force or time.monotonic() - sent[0] >= 1:
+            sent[0] = time.monotonic()
+            send({"kind": "progress", "count": written})
 
     for key, skip, total in parts:
         topic, partition = _tp_of(key)
-        produced[key], count = total - skip, [0]
-        acked[key] = count
+        count = [total - skip, 0]
 
         def delivered(err, _msg, count=count, key=key):
             if err is None:
-                count[0] += 1
+                count[1] += 1
             else:
                 failures.append((key, err))
 
@@ -914,13 +921,10 @@ def write_job(send, conf, root, chain, parts, limit):
                 poll(0)
                 if failures:
                     break
-                report_done()
-                if time.monotonic() - sent >= 1:
-                    sent = time.monotonic()
-                    send({"kind": "progress", "count": written})
+                report()
             if failures:
                 break
-        finished.append(key)
+        finished.append((key, count))
         if failures:
             break
     # wait for the acknowledgements, marking partitions done as they come (a process enqueues its records
@@ -928,17 +932,14 @@ def write_job(send, conf, root, chain, parts, limit):
     deadline = time.monotonic() + FLUSH_TIMEOUT
     while len(producer) and not failures and time.monotonic() < deadline:
         poll(0.05)
-        report_done()
-        if time.monotonic() - sent >= 1:
-            sent = time.monotonic()
-            send({"kind": "progress", "count": written})
+        report()
     remaining = producer.flush(0 if failures else 1)
     if failures or remaining:
         where, err = failures[0] if failures else (None, None)
         detail = f"{where}: {err.name()}: {err.str()}" if err is not None else f"{remaining} records not acknowledged"
         raise bk.BackupError(f"writing records failed ({detail}); run the restore again to go on from the last "
                              "acknowledged record")
-    report_done()
+    report(force=True)
     return {"written": written, "peak_rss_kib": _peak_rss_kib()}
 
 

@@ -25,10 +25,6 @@ def test_balance_never_makes_empty_bins_or_more_than_asked():
     assert [len(b) for b in bp.balance({f"t/{i}": 0 for i in range(4)}, 2)] == [2, 2]
 
 
-def test_cores_is_at_least_one():
-    assert bp.cores() >= 1
-
-
 def test_a_pool_without_children_runs_jobs_here_and_reports_their_messages(monkeypatch):
     seen = []
 
